@@ -1,0 +1,1 @@
+"""Glue shared by every entry point: the settings object and the `bootpig` command line."""

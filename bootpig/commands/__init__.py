@@ -1,0 +1,1 @@
+"""One module per `bootpig` subcommand, each with `register(subparsers)`."""

@@ -1,0 +1,78 @@
+"""The one place where the method's defaults and limits live.
+
+CLI flags, API fields, worker jobs and the README read their defaults and ranges from these models,
+so a number is never written twice.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Pooling(str, Enum):
+    """How the outputs of k references are merged inside each RSA layer."""
+
+    softmax = "softmax"  # the paper's Eq. 5-8 (default)
+    argmax = "argmax"  # hard choice of the largest-norm reference per pixel (authors' release)
+    average = "average"  # ablation: mean of the per-reference outputs
+    concat = "concat"  # ablation: one attention over [f; f_ref_1; ...; f_ref_k]
+
+
+class Segmenter(str, Enum):
+    """How the user's object is cut out of a reference photo."""
+
+    tracer = "tracer"  # TRACER-B7 through carvekit (the paper's choice)
+    none = "none"  # use the photo as it is (already on white, or for tests)
+
+
+MAX_REFERENCES = 8
+MAX_IMAGES_PER_REQUEST = 4
+MAX_PROMPT_CHARS = 1000
+
+
+class GenerationConfig(BaseModel):
+    """Parameters of one generation request; defaults are the paper's inference settings."""
+
+    model_config = ConfigDict(use_enum_values=False, extra="forbid")
+
+    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS, description="What to generate.")
+    reference_prompt: str | None = Field(
+        None,
+        max_length=MAX_PROMPT_CHARS,
+        description="Caption given to the Reference UNet; defaults to the prompt.",
+    )
+    negative_prompt: str = Field(
+        "", max_length=MAX_PROMPT_CHARS, description="Prompt of the unconditional and image-only branches."
+    )
+    num_images: int = Field(1, ge=1, le=MAX_IMAGES_PER_REQUEST, description="Images generated per request.")
+    seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Random seed; chosen at random (and returned) when absent."
+    )
+    steps: int = Field(50, ge=1, le=200, description="Denoising steps (UniPC).")
+    guidance_image: float = Field(5.0, ge=0.0, le=30.0, description="Image guidance scale eta_im (Eq. 4).")
+    guidance_text: float = Field(7.5, ge=0.0, le=30.0, description="Text guidance scale eta_txt (Eq. 4).")
+    height: int = Field(512, ge=64, le=1024, multiple_of=8, description="Output height in pixels.")
+    width: int = Field(512, ge=64, le=1024, multiple_of=8, description="Output width in pixels.")
+    pooling: Pooling = Field(Pooling.softmax, description="Multi-reference pooling mode.")
+    segment: Segmenter = Field(Segmenter.tracer, description="Reference foreground segmentation.")
+
+
+class MethodConfig(BaseModel):
+    """Settings of the method itself that a checkpoint was trained with and inference must match."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reference_key_scale: float = Field(
+        1.0,
+        gt=0.0,
+        description="Reference features are multiplied by this before the key projection "
+        "(the authors' release used 1.1).",
+    )
+    pooling: Pooling = Field(Pooling.softmax, description="Default pooling mode of this checkpoint.")
+
+
+def field_default(model: type[BaseModel], name: str):
+    """Default value of a field, so callers (argparse, forms) never restate it."""
+    return model.model_fields[name].default

@@ -1,0 +1,78 @@
+"""One generation request end to end: prepare references, seed, run the pipeline.
+
+The CLI and the queue worker both call `generate`, so a request means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from model.config import GenerationConfig, Segmenter
+from model.pipeline import BootPIGPipeline
+from model.references import ForegroundSegmenter, TracerSegmenter, prepare_references
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image.Image]
+    seed: int
+    references: list[Image.Image]
+
+
+def choose_seed(seed: int | None) -> int:
+    """The request's seed, or a fresh random one that is returned so the result can be reproduced."""
+    return seed if seed is not None else secrets.randbelow(2**31)
+
+
+class SegmenterCache:
+    """Loads TRACER once, on first use: requests with segment=none never pay for it."""
+
+    def __init__(self, weights_path: str | Path, device: str | torch.device = "cpu"):
+        self.weights_path, self.device = weights_path, device
+        self._segmenter: ForegroundSegmenter | None = None
+
+    def get(self) -> ForegroundSegmenter:
+        if self._segmenter is None:
+            self._segmenter = TracerSegmenter(self.weights_path, self.device)
+        return self._segmenter
+
+
+def generate(
+    pipe: BootPIGPipeline,
+    reference_images: list[Image.Image],
+    config: GenerationConfig,
+    segmenters: SegmenterCache | None = None,
+    callback: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> GenerationResult:
+    """Run one request; the seed drives a CPU generator so results match across devices."""
+    segmenter = None
+    if config.segment is Segmenter.tracer:
+        if segmenters is None:
+            raise ValueError("segment=tracer needs TRACER weights; pass segment=none to skip segmentation")
+        segmenter = segmenters.get()
+    references = prepare_references(reference_images, pipe.reference_size, config.segment, segmenter)
+    seed = choose_seed(config.seed)
+    result = pipe(
+        config.prompt,
+        references,
+        reference_prompt=config.reference_prompt,
+        negative_prompt=config.negative_prompt,
+        num_images=config.num_images,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        height=config.height,
+        width=config.width,
+        steps=config.steps,
+        guidance_image=config.guidance_image,
+        guidance_text=config.guidance_text,
+        pooling=config.pooling,
+        callback=callback,
+        should_cancel=should_cancel,
+    )
+    return GenerationResult(images=result.images, seed=seed, references=references)

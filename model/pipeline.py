@@ -1,0 +1,243 @@
+"""`BootPIGPipeline`: diffusers-style inference for zero-shot personalized generation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from model.config import GenerationConfig, MethodConfig, Pooling, field_default
+from model.guidance import guided_noise_prediction
+from model.unets import BootPIGUNets
+
+METHOD_CONFIG_NAME = "bootpig_config.json"
+REF_UNET, BASE_UNET = "ref_unet", "base_unet"
+
+
+class GenerationCancelled(RuntimeError):
+    """Raised between denoising steps when the caller's cancellation hook says stop."""
+
+
+@dataclass
+class BootPIGOutput:
+    images: list[Image.Image]
+    seed: int | None = None
+
+
+def _is_local(path: str | Path) -> bool:
+    return Path(path).expanduser().is_dir()
+
+
+def has_bootpig_weights(path: str | Path) -> bool:
+    """A folder carries BootPIG weights when it holds both `ref_unet/` and `base_unet/`."""
+    folder = Path(path).expanduser()
+    return (folder / REF_UNET).is_dir() and (folder / BASE_UNET).is_dir()
+
+
+def load_method_config(path: str | Path | None) -> MethodConfig:
+    """Read the method settings a checkpoint was trained with (defaults when absent)."""
+    if path is not None and (Path(path).expanduser() / METHOD_CONFIG_NAME).is_file():
+        return MethodConfig.model_validate(
+            json.loads((Path(path).expanduser() / METHOD_CONFIG_NAME).read_text())
+        )
+    return MethodConfig()
+
+
+class BootPIGPipeline(DiffusionPipeline):
+    """Reference UNet + Base UNet with RSA, three-branch guidance, UniPC by default.
+
+    Load with `from_pretrained(model, bootpig=None)`: `model` is a hub id or a diffusers folder of the
+    base model (SD 2.1-base by default); BootPIG weights come from `bootpig` or, when `model` holds
+    `ref_unet/` and `base_unet/`, from `model` itself. Without BootPIG weights both UNets start as
+    copies of the base UNet.
+    """
+
+    model_cpu_offload_seq = "text_encoder->ref_unet->base_unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        ref_unet: UNet2DConditionModel,
+        base_unet: UNet2DConditionModel,
+        scheduler: SchedulerMixin,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            ref_unet=ref_unet,
+            base_unet=base_unet,
+            scheduler=scheduler,
+        )
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.unets = BootPIGUNets(ref_unet, base_unet)
+
+    # ----------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        bootpig: str | Path | None = None,
+        *,
+        torch_dtype: torch.dtype | None = None,
+        local_files_only: bool | None = None,
+        method: MethodConfig | None = None,
+        **kwargs,
+    ) -> BootPIGPipeline:
+        model = str(Path(model).expanduser()) if _is_local(model) else str(model)
+        opts = {"torch_dtype": torch_dtype, "local_files_only": local_files_only, **kwargs}
+        opts = {k: v for k, v in opts.items() if v is not None}
+        if bootpig is None and _is_local(model) and has_bootpig_weights(model):
+            bootpig = model
+        if bootpig is not None and not has_bootpig_weights(bootpig):
+            raise FileNotFoundError(f"BootPIG checkpoint {bootpig} must hold {REF_UNET}/ and {BASE_UNET}/")
+
+        def unet(subfolder: str) -> UNet2DConditionModel:
+            source, sub = (str(bootpig), subfolder) if bootpig is not None else (model, "unet")
+            return UNet2DConditionModel.from_pretrained(source, subfolder=sub, **opts)
+
+        pipe = cls(
+            vae=AutoencoderKL.from_pretrained(model, subfolder="vae", **opts),
+            text_encoder=CLIPTextModel.from_pretrained(model, subfolder="text_encoder", **opts),
+            tokenizer=CLIPTokenizer.from_pretrained(
+                model, subfolder="tokenizer", local_files_only=opts.get("local_files_only", False)
+            ),
+            ref_unet=unet(REF_UNET),
+            base_unet=unet(BASE_UNET),
+            scheduler=UniPCMultistepScheduler.from_pretrained(
+                model, subfolder="scheduler", local_files_only=opts.get("local_files_only", False)
+            ),
+        )
+        pipe.set_method(method or load_method_config(bootpig))
+        pipe.has_trained_weights = bootpig is not None
+        return pipe
+
+    def set_method(self, method: MethodConfig) -> None:
+        self.unets.method = method
+
+    @property
+    def method(self) -> MethodConfig:
+        return self.unets.method
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:  # type: ignore[override]
+        super().save_pretrained(save_directory, **kwargs)
+        (Path(save_directory) / METHOD_CONFIG_NAME).write_text(self.method.model_dump_json(indent=2))
+
+    @property
+    def reference_size(self) -> int:
+        """Side of the square reference images: the base model's native resolution."""
+        return int(self.base_unet.config.sample_size) * self.vae_scale_factor
+
+    # ----------------------------------------------------------------- building blocks
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        ids = self.tokenizer(
+            prompt,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        return self.text_encoder(ids.to(self.text_encoder.device))[0]
+
+    def encode_images(self, images: list[Image.Image], size: tuple[int, int]) -> torch.Tensor:
+        """VAE latents (scaled) of RGB images resized to `size` = (width, height)."""
+        arrays = [np.asarray(img.convert("RGB").resize(size, Image.Resampling.BICUBIC)) for img in images]
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        pixels = pixels.to(self.vae.device, self.vae.dtype)
+        return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> list[Image.Image]:
+        pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return [Image.fromarray(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()]
+
+    # ----------------------------------------------------------------- generation
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str,
+        reference_images: list[Image.Image],
+        *,
+        reference_prompt: str | None = None,
+        negative_prompt: str = field_default(GenerationConfig, "negative_prompt"),
+        num_images: int = field_default(GenerationConfig, "num_images"),
+        generator: torch.Generator | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        steps: int = field_default(GenerationConfig, "steps"),
+        guidance_image: float = field_default(GenerationConfig, "guidance_image"),
+        guidance_text: float = field_default(GenerationConfig, "guidance_text"),
+        pooling: Pooling | str | None = None,
+        callback: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        output_type: str = "pil",
+    ) -> BootPIGOutput:
+        """Generate `num_images` images of the referenced object as the prompt describes.
+
+        `reference_images` are already prepared (object on white, see `model.references`).
+        `callback(step, total)` runs after every denoising step; `should_cancel()` is checked before
+        every step and raises `GenerationCancelled` when it returns true.
+        """
+        if not 1 <= len(reference_images) <= 8:
+            raise ValueError("give between 1 and 8 reference images")
+        height = height or self.reference_size
+        width = width or self.reference_size
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}")
+        device, dtype = self.base_unet.device, self.base_unet.dtype
+
+        prompt_embeds = self.encode_prompt(prompt)
+        negative_embeds = self.encode_prompt(negative_prompt)
+        reference_embeds = self.encode_prompt(reference_prompt if reference_prompt is not None else prompt)
+        side = self.reference_size
+        reference_latents = self.encode_images(reference_images, (side, side)).to(dtype)
+
+        self.scheduler.set_timesteps(steps, device=device)
+        shape = (
+            num_images,
+            self.base_unet.config.in_channels,
+            height // self.vae_scale_factor,
+            width // self.vae_scale_factor,
+        )
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+
+        timesteps = self.scheduler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            if should_cancel is not None and should_cancel():
+                raise GenerationCancelled(f"cancelled before step {i + 1} of {len(timesteps)}")
+            # The reference is re-noised to the current timestep with fresh noise (the paper's Sec. 3.3).
+            ref_noise = randn_tensor(reference_latents.shape, generator=generator, device=device, dtype=dtype)
+            noisy_reference = self.scheduler.add_noise(reference_latents, ref_noise, t.reshape(1))
+            model_input = self.scheduler.scale_model_input(latents, t)
+            noise = guided_noise_prediction(
+                self.unets,
+                model_input,
+                t,
+                prompt_embeds.to(dtype),
+                negative_embeds.to(dtype),
+                noisy_reference_latents=noisy_reference,
+                reference_embeds=reference_embeds.to(dtype),
+                guidance_image=guidance_image,
+                guidance_text=guidance_text,
+                pooling=pooling,
+            )
+            latents = self.scheduler.step(noise, t, latents).prev_sample
+            if callback is not None:
+                callback(i + 1, len(timesteps))
+
+        if output_type == "latent":
+            return BootPIGOutput(images=latents)  # type: ignore[arg-type]
+        return BootPIGOutput(images=self.decode_latents(latents))
