@@ -125,6 +125,8 @@ class ReferenceAttnProcessor(AttnProcessor2_0):
     def reference_attention(self, attn: Attention, f: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
         """RSA for rows with references, plain self-attention for the others, then pooling."""
         ctx = self.context
+        if f_ref.ndim != 4:
+            raise ValueError(f"reference features must be (k, R, M, C), got shape {tuple(f_ref.shape)}")
         k = f_ref.shape[0]
         batch = f.shape[0]
         rows = ctx.rows if ctx.rows is not None else torch.arange(batch, device=f.device)

@@ -1,0 +1,120 @@
+"""The offline tokenizer matches open_clip's, and `bootpig generate` works end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import open_clip
+import pytest
+from PIL import Image
+
+from model.tokenizer import build_clip_tokenizer
+
+
+@pytest.mark.parametrize(
+    "text", ["a photo of a dog in the snow", "backpack!! on the 3rd-floor, héllo", "A CAT with sunglasses 😎"]
+)
+def test_offline_tokenizer_matches_open_clip(text):
+    ours = build_clip_tokenizer()(text).input_ids
+    theirs = open_clip.tokenize([text])[0].tolist()
+    assert ours == theirs[: len(ours)]
+    assert ours[-1] == 49407
+
+
+def run_cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "bootpig.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_generate_cli_writes_images_of_requested_size(tiny_model_dir, dog_photos, tmp_path):
+    out = tmp_path / "out" / "dog.png"
+    result = run_cli(
+        "generate",
+        "--model",
+        str(tiny_model_dir),
+        "--ref",
+        str(dog_photos[0]),
+        "--ref",
+        str(dog_photos[1]),
+        "--prompt",
+        "a dog in the snow",
+        "--seed",
+        "7",
+        "--steps",
+        "2",
+        "--height",
+        "64",
+        "--width",
+        "96",
+        "--num-images",
+        "2",
+        "--segment",
+        "none",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seed 7" in result.stdout
+    for i in range(2):
+        with Image.open(tmp_path / "out" / f"dog-{i}.png") as image:
+            assert image.size == (96, 64)
+
+
+def test_generate_cli_reports_bad_input_without_traceback(tiny_model_dir, dog_photos, tmp_path):
+    result = run_cli(
+        "generate",
+        "--model",
+        str(tiny_model_dir),
+        "--ref",
+        str(dog_photos[0]),
+        "--prompt",
+        "a dog",
+        "--steps",
+        "0",
+        "--segment",
+        "none",
+        "--out",
+        str(tmp_path / "x.png"),
+    )
+    assert result.returncode == 2
+    assert "steps" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_generate_cli_missing_tracer_weights_is_clear(tiny_model_dir, dog_photos, tmp_path):
+    result = run_cli(
+        "generate",
+        "--model",
+        str(tiny_model_dir),
+        "--ref",
+        str(dog_photos[0]),
+        "--prompt",
+        "a dog",
+        "--steps",
+        "1",
+        "--segment",
+        "tracer",
+        "--tracer-weights",
+        str(tmp_path / "none.pth"),
+        "--out",
+        str(tmp_path / "x.png"),
+    )
+    assert result.returncode == 2
+    assert "TRACER-B7 weights not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_make_tiny_model_cli_writes_loadable_layout(tmp_path):
+    result = run_cli("make-tiny-model", str(tmp_path / "tiny"))
+    assert result.returncode == 0, result.stderr
+    for sub in ["vae", "text_encoder", "tokenizer", "scheduler", "unet", "ref_unet", "base_unet"]:
+        assert (tmp_path / "tiny" / sub).is_dir(), sub
+    from model.pipeline import BootPIGPipeline
+
+    pipe = BootPIGPipeline.from_pretrained(tmp_path / "tiny", local_files_only=True)
+    assert pipe.has_trained_weights and pipe.reference_size == 64
