@@ -141,3 +141,26 @@ def test_checkpoint_folder_elsewhere_and_untrained_fallback(tiny_model_dir, tiny
         assert torch.equal(a, b)
     with pytest.raises(FileNotFoundError, match="ref_unet"):
         BootPIGPipeline.from_pretrained(base_only, base_only, local_files_only=True)
+
+
+@pytest.fixture
+def diffusers_warnings(caplog):
+    """diffusers' loggers do not propagate to the root logger: listen on the library logger itself."""
+    import logging
+
+    library = logging.getLogger("diffusers")
+    library.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING)
+    yield caplog
+    library.removeHandler(caplog.handler)
+
+
+def test_attention_warnings_are_observable(tiny_pipeline, diffusers_warnings):
+    latents, embeds = torch.randn(1, 4, 8, 8), torch.randn(1, 77, 32)
+    tiny_pipeline.base_unet(latents, 10, embeds, cross_attention_kwargs={"unknown_key": 1})
+    assert any("unknown_key" in r.getMessage() for r in diffusers_warnings.records)
+
+
+def test_generation_logs_no_attention_warnings(tiny_pipeline, refs, diffusers_warnings):
+    tiny_pipeline("a dog", refs, generator=torch.Generator().manual_seed(0), steps=2)
+    assert not diffusers_warnings.records

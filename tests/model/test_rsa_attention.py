@@ -165,3 +165,15 @@ def test_unets_must_share_layer_names(tiny_pipeline):
     other.down_blocks = other.down_blocks[:1]
     with pytest.raises(ValueError, match="same self-attention layers"):
         BootPIGUNets(other, tiny_unet())
+
+
+def test_rsa_in_bfloat16_stays_close_to_float32(tiny_pipeline, layer_inputs):
+    import copy
+
+    name, f = next(iter(layer_inputs.items()))
+    attn = tiny_pipeline.base_unet.get_submodule(name)
+    attn_bf16 = copy.deepcopy(attn).to(torch.bfloat16)
+    full = rsa(attn, name, f[:1], f[1:].unsqueeze(0))
+    half = rsa(attn_bf16, name, f[:1].bfloat16(), f[1:].unsqueeze(0).bfloat16())
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - full).abs().max() < 0.05 * full.abs().max()
