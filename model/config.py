@@ -30,6 +30,7 @@ class Segmenter(str, Enum):
 MAX_REFERENCES = 8
 MAX_IMAGES_PER_REQUEST = 4
 MAX_PROMPT_CHARS = 1000
+RANDOM_SEED_RANGE = 2**31  # seeds drawn for requests that give none: [0, 2**31)
 
 
 class GenerationConfig(BaseModel):

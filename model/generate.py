@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.config import GenerationConfig, Segmenter
+from model.config import RANDOM_SEED_RANGE, GenerationConfig, Segmenter
 from model.pipeline import BootPIGPipeline
 from model.references import ForegroundSegmenter, TracerSegmenter, prepare_references
 
@@ -27,7 +27,7 @@ class GenerationResult:
 
 def choose_seed(seed: int | None) -> int:
     """The request's seed, or a fresh random one that is returned so the result can be reproduced."""
-    return seed if seed is not None else secrets.randbelow(2**31)
+    return seed if seed is not None else secrets.randbelow(RANDOM_SEED_RANGE)
 
 
 class SegmenterCache:

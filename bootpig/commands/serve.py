@@ -1,4 +1,4 @@
-"""`bootpig serve`: not implemented yet (see the issue tracker)."""
+"""`bootpig serve`: run the HTTP API (settings: BOOTPIG_HOST, BOOTPIG_PORT, REDIS_URL, limits, API keys)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,24 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="(not implemented yet)")
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP API (needs Redis; jobs run on `bootpig worker`)",
+        description="Serve the API and the web page. Generation runs on workers; see docs/service.md.",
+    )
+    p.add_argument("--host", default=None, help="listen address (default: BOOTPIG_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default: BOOTPIG_PORT, 8000)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("bootpig serve is not implemented yet")
+    import uvicorn
+
+    from app.main import create_app
+    from bootpig.settings import get_settings
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    return 0

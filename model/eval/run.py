@@ -21,7 +21,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from model.config import MAX_IMAGES_PER_REQUEST, MAX_REFERENCES, GenerationConfig, Segmenter
+from model.config import (
+    MAX_IMAGES_PER_REQUEST,
+    MAX_REFERENCES,
+    RANDOM_SEED_RANGE,
+    GenerationConfig,
+    Segmenter,
+)
 from model.eval.config import BOOTPIG, DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL, SD_BASELINE, EvalConfig
 from model.eval.dataset import Subject, load_subjects, subject_prompts
 from model.eval.metrics import (
@@ -112,7 +118,7 @@ def shard_of(plan: list[WorkItem], shard: tuple[int, int]) -> list[WorkItem]:
 def derive_seed(base_seed: int, subject: str, prompt_index: int, batch: int) -> int:
     """A seed fixed by (subject, prompt, batch): images do not depend on sharding or resume order."""
     digest = hashlib.sha256(f"{base_seed}/{subject}/{prompt_index}/{batch}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 2**31
+    return int.from_bytes(digest[:8], "big") % RANDOM_SEED_RANGE
 
 
 def image_path(out: Path, method: str, subject: str, prompt_index: int, image_index: int) -> Path:

