@@ -18,25 +18,10 @@ import time
 
 import psutil
 import torch
-from diffusers import UNet2DConditionModel
 
 from model.guidance import combine_guidance, guided_noise_prediction
-from model.tiny import tiny_unet
+from model.tiny import sd21_base_unet, tiny_unet
 from model.unets import BootPIGUNets
-
-# SD 2.1-base UNet (stabilityai/stable-diffusion-2-1-base/unet/config.json), random weights.
-SD21_BASE_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    block_out_channels=(320, 640, 1280, 1280),
-    layers_per_block=2,
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    cross_attention_dim=1024,
-    attention_head_dim=(5, 10, 20, 20),
-    use_linear_projection=True,
-)
 
 
 class PeakMemory:
@@ -105,7 +90,7 @@ def main() -> None:
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     resolution = args.resolution or (64 if args.config == "tiny" else 256)
     torch.manual_seed(0)
-    base = tiny_unet() if args.config == "tiny" else UNet2DConditionModel(**SD21_BASE_UNET)
+    base = tiny_unet() if args.config == "tiny" else sd21_base_unet()
     base = base.to(device).eval() if dtype == torch.float32 else base.to(device, dtype).eval()
     unets = BootPIGUNets(copy.deepcopy(base), base)
     params = sum(p.numel() for p in base.parameters())

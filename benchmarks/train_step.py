@@ -31,21 +31,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import UNet2DConditionModel
-
-# SD 2.1-base UNet (stabilityai/stable-diffusion-2-1-base, unet/config.json), random weights.
-SD21_BASE_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    block_out_channels=(320, 640, 1280, 1280),
-    layers_per_block=2,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=1024,
-    attention_head_dim=(5, 10, 20, 20),
-    use_linear_projection=True,
-)
 
 
 def rss_kib(field: str) -> int:
@@ -108,11 +93,12 @@ def tiny_step_fn(args, device):
 
 def sd21_step_fn(args, device):
     """Both UNets at SD 2.1-base size, random latents and embeddings (no VAE, no text encoder)."""
+    from model.tiny import sd21_base_unet
     from model.train.loop import trainable_parameters
     from model.unets import BootPIGUNets
 
     torch.manual_seed(0)
-    unets = BootPIGUNets(UNet2DConditionModel(**SD21_BASE_UNET), UNet2DConditionModel(**SD21_BASE_UNET))
+    unets = BootPIGUNets(sd21_base_unet(), sd21_base_unet())
     unets.to(device)
     reference, rsa = trainable_parameters(unets)
     if args.gradient_checkpointing:

@@ -17,6 +17,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from model.config import GenerationConfig, MethodConfig, Pooling, field_default
 from model.guidance import guided_noise_prediction
+from model.text import encode_text
 from model.unets import BootPIGUNets
 
 METHOD_CONFIG_NAME = "bootpig_config.json"
@@ -142,14 +143,7 @@ class BootPIGPipeline(DiffusionPipeline):
 
     # ----------------------------------------------------------------- building blocks
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        ids = self.tokenizer(
-            prompt,
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-        return self.text_encoder(ids.to(self.text_encoder.device))[0]
+        return encode_text(self.tokenizer, self.text_encoder, prompt)
 
     def encode_images(self, images: list[Image.Image], size: tuple[int, int]) -> torch.Tensor:
         """VAE latents (scaled) of RGB images resized to `size` = (width, height)."""

@@ -37,6 +37,22 @@ def tiny_unet(cross_attention_dim: int = 32) -> UNet2DConditionModel:
     )
 
 
+def sd21_base_unet() -> UNet2DConditionModel:
+    """The full SD 2.1-base UNet architecture (its unet/config.json) with random weights, for benchmarks."""
+    return UNet2DConditionModel(
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=1024,
+        attention_head_dim=(5, 10, 20, 20),
+        use_linear_projection=True,
+    )
+
+
 def tiny_vae() -> AutoencoderKL:
     """Four blocks, so latents are 1/8 of the image side as in SD."""
     return AutoencoderKL(

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from model.pipeline import BootPIGPipeline
+from model.text import encode_text
 from model.train.checkpoint import (
     FINAL_DIR,
     TrainingProgress,
@@ -93,15 +94,8 @@ def trainable_parameters(unets: BootPIGUNets) -> tuple[list[torch.nn.Parameter],
 
 
 @torch.no_grad()
-def encode_text(models: Models, captions: list[str]) -> torch.Tensor:
-    ids = models.tokenizer(
-        captions,
-        padding="max_length",
-        max_length=models.tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    return models.text_encoder(ids.to(models.text_encoder.device))[0]
+def encode_captions(models: Models, captions: list[str]) -> torch.Tensor:
+    return encode_text(models.tokenizer, models.text_encoder, captions)
 
 
 @dataclass
@@ -170,8 +164,8 @@ def training_loss(
         captions = [
             "" if drop else c for c, drop in zip(batch["caption"], draws.drop_caption.tolist(), strict=True)
         ]
-        embeds = encode_text(models, captions)
-        reference_embeds = encode_text(models, batch["reference_caption"])
+        embeds = encode_captions(models, captions)
+        reference_embeds = encode_captions(models, batch["reference_caption"])
 
     prediction = model(
         noisy_latents,

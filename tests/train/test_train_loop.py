@@ -17,7 +17,7 @@ from model.train.config import TrainConfig
 from model.train.dataset import TripletDataset, collate
 from model.train.loop import (
     RSA_PARAMETER,
-    encode_text,
+    encode_captions,
     load_models,
     train,
     trainable_parameters,
@@ -116,8 +116,8 @@ def test_caption_and_reference_drop_paths(train_config, p):
     training_loss(recording_model, models, batch, config).backward()
     (_, _, embeds, _, reference_embeds), kwargs = calls[0]
     expected_captions = [""] * 2 if p == 1.0 else batch["caption"]
-    assert torch.equal(embeds, encode_text(models, expected_captions))
-    assert torch.equal(reference_embeds, encode_text(models, batch["reference_caption"]))
+    assert torch.equal(embeds, encode_captions(models, expected_captions))
+    assert torch.equal(reference_embeds, encode_captions(models, batch["reference_caption"]))
     assert kwargs["keep_reference"].tolist() == [p == 0.0] * 2
     ref_grads = [p_.grad for p_ in models.unets.ref_unet.parameters()]
     if p == 1.0:  # no sample sees a reference: the Reference UNet does not even run
