@@ -18,7 +18,13 @@ def test_environment_overrides_defaults(monkeypatch):
 
 
 def test_empty_variables_mean_default(monkeypatch):
-    for name in ["BOOTPIG_MODEL", "BOOTPIG_CHECKPOINT", "BOOTPIG_DEVICE", "REDIS_URL", "BOOTPIG_DEMO_MODEL_DIR"]:
+    for name in [
+        "BOOTPIG_MODEL",
+        "BOOTPIG_CHECKPOINT",
+        "BOOTPIG_DEVICE",
+        "REDIS_URL",
+        "BOOTPIG_DEMO_MODEL_DIR",
+    ]:
         monkeypatch.setenv(name, "")
     settings = Settings()
     defaults = Settings.model_fields
