@@ -26,7 +26,7 @@ from app.metrics import build_registry
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
 from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings, get_settings
-from model.config import MAX_REFERENCES, RANDOM_SEED_RANGE
+from model.config import DEMO_WARNING, MAX_REFERENCES, RANDOM_SEED_RANGE
 from worker.store import FINAL_STATES, JobStore, connect
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "demo": any(w.get("demo") for w in loaded),
             "queue_depth": store.queue_length(),
         }
+        if body["demo"]:
+            body["warning"] = DEMO_WARNING
         if not loaded:
             body["reason"] = "no live worker with a loaded model"
         return JSONResponse(body, status_code=200 if loaded else 503)

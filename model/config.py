@@ -31,6 +31,10 @@ MAX_REFERENCES = 8
 MAX_IMAGES_PER_REQUEST = 4
 MAX_PROMPT_CHARS = 1000
 RANDOM_SEED_RANGE = 2**31  # seeds drawn for requests that give none: [0, 2**31)
+DEMO_WARNING = (
+    "NO MODEL CONFIGURED: serving a tiny RANDOM-WEIGHT DEMO MODEL whose images are noise. "
+    "Set BOOTPIG_MODEL (and BOOTPIG_CHECKPOINT) to real weights, see the README."
+)
 
 
 class GenerationConfig(BaseModel):

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import torch
 
+from model.config import DEMO_WARNING
 from model.pipeline import BootPIGPipeline
 from model.tiny import is_tiny_model, make_tiny_model
 
 log = logging.getLogger(__name__)
 
-DEMO_WARNING = (
-    "NO MODEL CONFIGURED: serving a tiny RANDOM-WEIGHT DEMO MODEL whose images are noise. "
-    "Set BOOTPIG_MODEL (and BOOTPIG_CHECKPOINT) to real weights, see the README."
-)
 
 
 @dataclass(frozen=True)
