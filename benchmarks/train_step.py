@@ -6,8 +6,8 @@ Cases (each runs in its own subprocess, so peak memory belongs to that case alon
   both UNets (Reference UNet -> RSA -> Base UNet), MSE, backward, grad clipping and AdamW on both
   parameter groups — on the tiny random model, from synthetic images.
 * ``sd21``: the UNets of SD 2.1-base's size (`model.tiny.sd21_base_unet`, random weights), fed random
-  latents and random text embeddings: the VAE and the OpenCLIP text encoder are left out (frozen and run without
-  gradients they are a small share of a step; building random 1B-parameter encoders on a CPU would
+  latents and random text embeddings: the VAE and the OpenCLIP text encoder are left out (frozen and run
+  without gradients they are a small share of a step; building random 1B-parameter encoders on a CPU would
   dominate the run). ``--optimizer`` says what is updated: ``none`` = forward + backward only (the
   default on CPU, where AdamW state for the 866M-parameter Reference UNet would add ~7 GB),
   ``rsa`` = AdamW on the Base UNet's attn1 weights only, ``all`` = the real optimizer.
