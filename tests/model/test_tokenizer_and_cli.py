@@ -33,33 +33,22 @@ def run_cli(*args, env=None):
     )
 
 
+def run_generate(model, refs, **flags):
+    """`bootpig generate --model M --ref … --flag value …` (underscores in flag names become dashes)."""
+    args = ["generate", "--model", str(model)]
+    for ref in refs:
+        args += ["--ref", str(ref)]
+    for name, value in flags.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    return run_cli(*args)
+
+
 def test_generate_cli_writes_images_of_requested_size(tiny_model_dir, dog_photos, tmp_path):
     out = tmp_path / "out" / "dog.png"
-    result = run_cli(
-        "generate",
-        "--model",
-        str(tiny_model_dir),
-        "--ref",
-        str(dog_photos[0]),
-        "--ref",
-        str(dog_photos[1]),
-        "--prompt",
-        "a dog in the snow",
-        "--seed",
-        "7",
-        "--steps",
-        "2",
-        "--height",
-        "64",
-        "--width",
-        "96",
-        "--num-images",
-        "2",
-        "--segment",
-        "none",
-        "--out",
-        str(out),
-    )
+    result = run_generate(
+        tiny_model_dir, dog_photos[:2], prompt="a dog in the snow", seed=7, steps=2, height=64, width=96,
+        num_images=2, segment="none", out=out,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "seed 7" in result.stdout
     for i in range(2):
@@ -68,43 +57,18 @@ def test_generate_cli_writes_images_of_requested_size(tiny_model_dir, dog_photos
 
 
 def test_generate_cli_reports_bad_input_without_traceback(tiny_model_dir, dog_photos, tmp_path):
-    result = run_cli(
-        "generate",
-        "--model",
-        str(tiny_model_dir),
-        "--ref",
-        str(dog_photos[0]),
-        "--prompt",
-        "a dog",
-        "--steps",
-        "0",
-        "--segment",
-        "none",
-        "--out",
-        str(tmp_path / "x.png"),
+    result = run_generate(
+        tiny_model_dir, dog_photos[:1], prompt="a dog", steps=0, segment="none", out=tmp_path / "x.png"
     )
     assert result.returncode == 2
     assert "steps" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_generate_cli_missing_tracer_weights_is_clear(tiny_model_dir, dog_photos, tmp_path):
-    result = run_cli(
-        "generate",
-        "--model",
-        str(tiny_model_dir),
-        "--ref",
-        str(dog_photos[0]),
-        "--prompt",
-        "a dog",
-        "--steps",
-        "1",
-        "--segment",
-        "tracer",
-        "--tracer-weights",
-        str(tmp_path / "none.pth"),
-        "--out",
-        str(tmp_path / "x.png"),
-    )
+    result = run_generate(
+        tiny_model_dir, dog_photos[:1], prompt="a dog", steps=1, segment="tracer",
+        tracer_weights=tmp_path / "none.pth", out=tmp_path / "x.png",
+    )  # fmt: skip
     assert result.returncode == 2
     assert "TRACER-B7 weights not found" in result.stderr and "Traceback" not in result.stderr
 
