@@ -84,6 +84,7 @@ class BootPIGPipeline(DiffusionPipeline):
         )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.unets = BootPIGUNets(ref_unet, base_unet)
+        self.has_trained_weights = False  # set by from_pretrained when BootPIG weights were loaded
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod

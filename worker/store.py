@@ -11,8 +11,9 @@ Keys (all under `settings.key_prefix`):
   job:<id>:input:<i>   reference image bytes (expire after `input_ttl`, deleted when the job ends)
   job:<id>:image:<n>   result PNG bytes (expire after `result_ttl`)
   running              set of job ids in state `started` (what the reaper scans)
+  queued               sorted set: job id -> when it was last known to wait in RQ's queue (orphan scan)
   worker:<name>        JSON heartbeat of a live worker, expires after `heartbeat_ttl`
-  idem:<owner>:<hash>  job id of an Idempotency-Key
+  idem:<owner>:<hash>  "<job id> <request fingerprint>" of an Idempotency-Key
   stats, hist:<name>   counters and histograms for /metrics, shared by every process
 """
 
@@ -51,15 +52,17 @@ class JobStatus(str, Enum):
 
 FINAL_STATES = (JobStatus.finished, JobStatus.failed, JobStatus.canceled)
 
-# claim(job, running) [id, attempt, worker, now] -> "ok" | current status | "stale" | "missing"
+# claim(job, running, queued) [id, attempt, worker, now] -> "ok" | current status | "stale" | "missing"
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status ~= 'queued' then return status end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 'stale' end
 redis.call('HSET', KEYS[1], 'status', 'started', 'worker', ARGV[3], 'started_at', ARGV[4], 'step', 0)
+redis.call('HDEL', KEYS[1], 'missing_since')
 redis.call('HINCRBY', KEYS[1], 'runs', 1)
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 'ok'
 """
 
@@ -74,12 +77,13 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# cancel(job) [now] -> "canceled" (was queued) | "cancelling" (was started) | final status | "missing"
+# cancel(job, queued) [now, id] -> "canceled" (was queued) | "cancelling" (was started) | final status | "missing"
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', 'canceled by the client')
+  redis.call('ZREM', KEYS[2], ARGV[2])
   return 'canceled'
 end
 if status == 'started' then
@@ -89,7 +93,9 @@ end
 return status
 """
 
-# reap(job, running) [id, dead worker, max attempts, now, failure message] -> requeued|failed|stale|moved
+# reap(job, running, queued) [id, worker, max attempts, now, failure message, retry reason, started_at|""]
+#   -> requeued | failed | canceled | stale | moved. With started_at, only that very run is reaped.
+#   A job whose client asked to cancel it is canceled rather than run again.
 _REAP = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'started' then
@@ -97,25 +103,64 @@ if status ~= 'started' then
   return 'stale'
 end
 if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'moved' end
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'started_at') ~= ARGV[7] then return 'moved' end
 redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[4], 'error', 'canceled by the client')
+  return 'canceled'
+end
 local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
 if attempt < tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1, 'step', 0, 'worker', '',
-             'retry_reason', 'worker ' .. ARGV[2] .. ' stopped during the job')
+             'rq_id', '', 'retry_reason', ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
   return 'requeued'
 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[5])
 return 'failed'
 """
 
-# release(job, running) [id, worker, attempt] -> 1: a stopping worker hands its job back, same attempt
+# release(job, running, queued) [id, worker, now] -> released | canceled | 0: a stopping worker hands its
+#   job back (same attempt); one the client asked to cancel is canceled instead of being run again.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'step', 0, 'worker', '', 'cancel', '')
 redis.call('SREM', KEYS[2], ARGV[1])
-return 1
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[3], 'error', 'canceled by the client')
+  return 'canceled'
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'step', 0, 'worker', '', 'rq_id', '')
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 'released'
+"""
+
+# adopt(job, queued, rq queue) [id, now, seen missing before, new rq id] -> waiting | missing | adopt | stale
+#   A queued job must sit in RQ's queue. One seen absent twice, `grace` apart, lost its RQ entry (a process
+#   died between changing the record and enqueueing): it gets a new RQ id, which the caller enqueues.
+#   Calling this again is harmless, so a crash between this script and the enqueue is recovered too.
+_ADOPT = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 'stale'
+end
+local rq_id = redis.call('HGET', KEYS[1], 'rq_id')
+if rq_id and rq_id ~= '' and redis.call('LPOS', KEYS[3], rq_id) then
+  redis.call('HDEL', KEYS[1], 'missing_since')
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  return 'waiting'
+end
+local since = redis.call('HGET', KEYS[1], 'missing_since')
+if not since or tonumber(since) > tonumber(ARGV[3]) then
+  if not since then redis.call('HSET', KEYS[1], 'missing_since', ARGV[2]) end
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  return 'missing'
+end
+redis.call('HDEL', KEYS[1], 'missing_since')
+redis.call('HSET', KEYS[1], 'rq_id', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 'adopt'
 """
 
 
