@@ -27,14 +27,15 @@ from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_gene
 from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings, get_settings
 from model.config import DEMO_WARNING, MAX_REFERENCES, RANDOM_SEED_RANGE
-from worker.store import FINAL_STATES, JobStore, connect
+from worker.store import FINAL_STATES, IdempotencyConflict, JobStore, connect, request_fingerprint
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class Reaper(threading.Thread):
-    """Finds jobs of dead workers even when no other worker is alive to do it."""
+    """Recovers jobs of dead workers and lost queue entries even when no worker is alive to do it."""
 
     def __init__(self, store: JobStore, interval: float):
         super().__init__(name="bootpig-reaper", daemon=True)
@@ -44,8 +45,8 @@ class Reaper(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                for job_id, outcome in self.store.reap():
-                    log.warning("job %s of a dead worker: %s", job_id, outcome)
+                for job_id, outcome in self.store.sweep():
+                    log.warning("job %s recovered: %s", job_id, outcome)
             except Exception:  # noqa: BLE001 - Redis may be briefly away; try again next round
                 log.warning("reaper round failed", exc_info=True)
 
@@ -105,15 +106,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             401: {"description": "Missing or invalid API key"},
             413: {"description": "A file, the pixel count or the request is over its limit"},
             415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
-            422: {"description": "A field is missing, malformed or out of range (`error.field` names it)"},
+            422: {
+                "description": "A field is missing, malformed or out of range (`error.field` names it), "
+                "or the Idempotency-Key was already used for a different request"
+            },
             429: {"description": "The queue is full"},
         },
     )
     async def submit(request: Request, owner: str = Depends(owner_of_request)) -> Response:
         """Upload 1-8 reference photos and the generation parameters; answers 202 with the job.
 
-        Send `Idempotency-Key: <any string>` to make retries safe: the same key (per client) returns the
-        same job instead of creating another.
+        Send `Idempotency-Key: <any string>` to make retries safe: the same key (per client) with the same
+        request returns the same job instead of creating another; the same key with other parameters or
+        images is rejected (422 `idempotency_key_reused`).
         """
         if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
             submissions.labels("queue_full").inc()
@@ -128,15 +133,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except APIError:
             submissions.labels("rejected").inc()
             raise
+        images = [upload.data for upload in form.files]
+        idempotency_key = request.headers.get("idempotency-key")
+        fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
         if params.get("seed") is None:  # chosen here so the 202 answer already shows it
             params["seed"] = secrets.randbelow(RANDOM_SEED_RANGE)
-        record, created = await run_in_threadpool(
-            store.create,
-            owner,
-            params,
-            [upload.data for upload in form.files],
-            request.headers.get("idempotency-key"),
-        )
+        try:
+            record, created = await run_in_threadpool(
+                store.create, owner, params, images, idempotency_key, fingerprint
+            )
+        except IdempotencyConflict as exc:
+            submissions.labels("rejected").inc()
+            message = f"{exc}; use a new key"
+            raise APIError(422, "idempotency_key_reused", message, IDEMPOTENCY_HEADER) from None
         submissions.labels("accepted" if created else "replayed").inc()
         body = view(record).model_dump(mode="json")
         headers = {"Location": f"/jobs/{record['id']}"}

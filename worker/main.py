@@ -3,7 +3,8 @@
 RQ's `SimpleWorker` runs jobs in this process (the forking worker would lose CUDA), and while a job runs it
 sends no heartbeat. So a thread of ours refreshes `worker:<name>` every `heartbeat_interval`; when a
 worker is SIGKILLed that key expires after `heartbeat_ttl` and any process's reaper (every worker and the
-API run one) retries or fails its job. SIGTERM/Ctrl-C: RQ's warm shutdown lets the running job finish;
+API run one) retries or fails its job, and enqueues again any queued job that lost its RQ entry.
+SIGTERM/Ctrl-C: RQ's warm shutdown lets the running job finish;
 a second signal stops at once and `run_job` hands the job back to the queue.
 """
 
@@ -41,6 +42,7 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         info = self.runtime.info
+        beat_at = time.time()  # read before the current job: the order `worker.store._forgot` relies on
         self.store.heartbeat(
             self.runtime.name,
             {
@@ -56,6 +58,7 @@ class Heartbeat(threading.Thread):
                 "model_loaded": True,
                 "job": self.runtime.current_job,
                 "since": self.started_at,
+                "beat_at": beat_at,
             },
         )
 
@@ -63,8 +66,8 @@ class Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 self.beat()
-                for job_id, outcome in self.store.reap():
-                    log.warning("job %s of a dead worker: %s", job_id, outcome)
+                for job_id, outcome in self.store.sweep():
+                    log.warning("job %s recovered: %s", job_id, outcome)
             except Exception:  # noqa: BLE001 - a Redis hiccup must not kill the heartbeat
                 log.exception("heartbeat failed")
 

@@ -59,17 +59,20 @@ def runtime() -> WorkerRuntime:
 def run_job(job_id: str, attempt: int) -> str:
     """Claim the job, run it, store the outcome; returns the final state (for RQ's log)."""
     rt = runtime()
-    claimed = rt.store.claim(job_id, attempt, rt.name)
-    if claimed != "ok":
-        log.info("job %s attempt %s skipped: %s", job_id, attempt, claimed)
-        return f"skipped ({claimed})"
+    # Set before the claim and cleared only after the outcome is stored: the heartbeat then proves to the
+    # reaper whether this worker still runs the job (see `worker.store._forgot`).
     rt.current_job = job_id
     try:
+        claimed = rt.store.claim(job_id, attempt, rt.name)
+        if claimed != "ok":
+            log.info("job %s attempt %s skipped: %s", job_id, attempt, claimed)
+            return f"skipped ({claimed})"
         return _run_claimed(rt, job_id, attempt)
     except (SystemExit, KeyboardInterrupt):
         # A second SIGTERM/Ctrl-C (cold shutdown): give the job back instead of losing it.
-        if rt.store.release(job_id, attempt, rt.name):
-            log.warning("job %s handed back to the queue: the worker is stopping", job_id)
+        outcome = rt.store.release(job_id, attempt, rt.name)
+        if outcome:
+            log.warning("job %s %s: the worker is stopping", job_id, outcome)
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. Redis failing while the result is stored
         log.exception("job %s: storing its outcome failed", job_id)

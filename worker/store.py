@@ -52,7 +52,8 @@ class JobStatus(str, Enum):
 
 FINAL_STATES = (JobStatus.finished, JobStatus.failed, JobStatus.canceled)
 
-# claim(job, running, queued) [id, attempt, worker, now] -> "ok" | current status | "stale" | "missing"
+# claim(job, running, queued) [id, attempt, worker, now, record ttl] -> "ok" | status | "stale" | "missing"
+#   The record's life starts again at the claim: one that waited long must not expire during its run.
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -63,6 +64,7 @@ redis.call('HDEL', KEYS[1], 'missing_since')
 redis.call('HINCRBY', KEYS[1], 'runs', 1)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 'ok'
 """
 
@@ -77,7 +79,8 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# cancel(job, queued) [now, id] -> "canceled" (was queued) | "cancelling" (was started) | final status | "missing"
+# cancel(job, queued) [now, id] -> "canceled" (was queued) | "cancelling" (was started) | final status
+#   | "missing"
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -164,6 +167,21 @@ return 'adopt'
 """
 
 
+class IdempotencyConflict(ValueError):
+    """An Idempotency-Key already used for a different request (other parameters or images)."""
+
+
+def request_fingerprint(params: dict[str, Any], images: list[bytes]) -> str:
+    """What makes two submissions "the same request": the normalized parameters and the image bytes.
+
+    Take it before the API picks a random seed, so a retry that leaves the seed out still matches.
+    """
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
+    for data in images:
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
 def new_job_id() -> str:
     """128 random bits: ids cannot be guessed or enumerated."""
     return secrets.token_hex(16)
@@ -187,6 +205,23 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _new_rq_id(job_id: str) -> str:
+    """A fresh RQ id per enqueue: a retried job never reuses RQ's record of an earlier run."""
+    return f"{job_id}-{secrets.token_hex(4)}"
+
+
+def _forgot(beat: dict[str, Any], job_id: str, started_at: str | None) -> bool:
+    """True when a live worker's heartbeat proves it is no longer running `job_id`.
+
+    The worker sets its current job before claiming one and clears it after the outcome is stored, and
+    its heartbeat reads the time (`beat_at`) before the current job; so a beat later than the job's
+    `started_at` (both from the worker's own clock) that names another job means this run is over."""
+    beat_at = beat.get("beat_at")
+    if not isinstance(beat_at, int | float) or not started_at:
+        return False
+    return beat_at > float(started_at) and beat.get("job") != job_id
+
+
 class JobStore:
     """All reads and writes of job state; every state change is one atomic script call."""
 
@@ -200,6 +235,7 @@ class JobStore:
         self._cancel = connection.register_script(_CANCEL)
         self._reap = connection.register_script(_REAP)
         self._release = connection.register_script(_RELEASE)
+        self._adopt = connection.register_script(_ADOPT)
 
     # ----------------------------------------------------------------- keys
     def job_key(self, job_id: str) -> str:
@@ -215,6 +251,10 @@ class JobStore:
     def running_key(self) -> str:
         return f"{self.prefix}running"
 
+    @property
+    def queued_key(self) -> str:
+        return f"{self.prefix}queued"
+
     def worker_key(self, name: str) -> str:
         return f"{self.prefix}worker:{name}"
 
@@ -223,18 +263,31 @@ class JobStore:
 
     # ----------------------------------------------------------------- API side
     def create(
-        self, owner: str, params: dict[str, Any], images: list[bytes], idempotency_key: str | None = None
+        self,
+        owner: str,
+        params: dict[str, Any],
+        images: list[bytes],
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Store a job and enqueue it; with an Idempotency-Key already used, return that job instead."""
+        """Store a job and enqueue it; with an Idempotency-Key already used, return that job instead.
+
+        `fingerprint` (see `request_fingerprint`) is kept with the key: the same key sent with a different
+        request raises `IdempotencyConflict` instead of silently answering with the other request's job.
+        """
         job_id = new_job_id()
         if idempotency_key is not None:
+            fingerprint = fingerprint or request_fingerprint(params, images)
             slot = self._idempotency_key(owner, idempotency_key)
-            if not self.redis.set(slot, job_id, nx=True, ex=self.settings.result_ttl):
-                existing = _text(self.redis.get(slot))
-                record = self._wait_for_record(existing) if existing else None
+            claim = f"{job_id} {fingerprint}"
+            if not self.redis.set(slot, claim, nx=True, ex=self.settings.result_ttl):
+                existing_id, _, existing_fingerprint = (_text(self.redis.get(slot)) or "").partition(" ")
+                if existing_fingerprint and existing_fingerprint != fingerprint:
+                    raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+                record = self._wait_for_record(existing_id) if existing_id else None
                 if record is not None:
                     return record, False
-                self.redis.set(slot, job_id, ex=self.settings.result_ttl)  # the first try never landed
+                self.redis.set(slot, claim, ex=self.settings.result_ttl)  # the first try never landed
         now = time.time()
         ttl = self.settings.input_ttl
         with self.redis.pipeline(transaction=True) as pipe:
@@ -256,6 +309,7 @@ class JobStore:
                 },
             )
             pipe.expire(self.job_key(job_id), ttl)
+            pipe.zadd(self.queued_key, {job_id: now})
             pipe.execute()
         self.enqueue(job_id, 1)
         return self.get(job_id) or {}, True
@@ -271,8 +325,11 @@ class JobStore:
 
     def enqueue(self, job_id: str, attempt: int) -> None:
         """Hand `(job_id, attempt)` to RQ under a fresh RQ id (a retried job never reuses RQ's record)."""
-        rq_id = f"{job_id}-{secrets.token_hex(4)}"
+        rq_id = _new_rq_id(job_id)
         self.redis.hset(self.job_key(job_id), "rq_id", rq_id)
+        self._push(job_id, attempt, rq_id)
+
+    def _push(self, job_id: str, attempt: int, rq_id: str) -> None:
         self.queue.enqueue(
             RUN_JOB,
             job_id,
@@ -311,7 +368,8 @@ class JobStore:
 
     def cancel(self, job_id: str) -> str:
         """Cancel a queued job now, or flag a running one so its worker stops at the next step."""
-        outcome = _text(self._cancel(keys=[self.job_key(job_id)], args=[time.time()]))
+        keys = [self.job_key(job_id), self.queued_key]
+        outcome = _text(self._cancel(keys=keys, args=[time.time(), job_id]))
         if outcome == "canceled":
             rq_id = _text(self.redis.hget(self.job_key(job_id), "rq_id"))
             if rq_id:
@@ -323,9 +381,15 @@ class JobStore:
     def claim(self, job_id: str, attempt: int, worker: str) -> str:
         return _text(
             self._claim(
-                keys=[self.job_key(job_id), self.running_key], args=[job_id, attempt, worker, time.time()]
+                keys=[self.job_key(job_id), self.running_key, self.queued_key],
+                args=[job_id, attempt, worker, time.time(), self._running_ttl],
             )
         )
+
+    @property
+    def _running_ttl(self) -> int:
+        """Seconds a claimed job's record must live: its whole run, then `_end` sets `result_ttl`."""
+        return max(self.settings.input_ttl, int(self.settings.job_timeout) + RQ_TIMEOUT_GRACE)
 
     def inputs(self, job_id: str, count: int) -> list[bytes | None]:
         return self.redis.mget([self.input_key(job_id, i) for i in range(count)])
@@ -368,12 +432,20 @@ class JobStore:
         self._end(job_id, status)
         return True
 
-    def release(self, job_id: str, attempt: int, worker: str) -> bool:
-        """A worker forced to stop mid-job puts the job back in the queue (same attempt)."""
-        released = self._release(keys=[self.job_key(job_id), self.running_key], args=[job_id, worker])
-        if released:
+    def release(self, job_id: str, attempt: int, worker: str) -> str | None:
+        """A worker forced to stop mid-job puts the job back in the queue (same attempt), or cancels it
+        when the client asked for that meanwhile. Returns "released", "canceled" or None (not ours)."""
+        outcome = _text(
+            self._release(
+                keys=[self.job_key(job_id), self.running_key, self.queued_key],
+                args=[job_id, worker, time.time()],
+            )
+        )
+        if outcome == "released":
             self.enqueue(job_id, attempt)
-        return bool(released)
+        elif outcome == "canceled":
+            self._end(job_id, JobStatus.canceled)
+        return outcome if outcome in ("released", "canceled") else None
 
     def _finish_if_owner(self, job_id: str, attempt: int, worker: str, fields: dict[str, Any]) -> bool:
         flat: list[Any] = [job_id, worker, attempt]
@@ -387,6 +459,7 @@ class JobStore:
             count = self.redis.hget(self.job_key(job_id), "num_inputs")
             pipe.delete(*[self.input_key(job_id, i) for i in range(max(int(count or 0), 1))])
             pipe.expire(self.job_key(job_id), self.settings.result_ttl)
+            pipe.zrem(self.queued_key, job_id)
             pipe.hincrby(f"{self.prefix}stats", f"jobs_{status.value}", 1)
             pipe.execute()
 
@@ -403,31 +476,62 @@ class JobStore:
         values = self.redis.mget(keys) if keys else []
         return [json.loads(v) for v in values if v]
 
+    def sweep(self) -> list[tuple[str, str]]:
+        """One round of fault recovery (every worker and API process runs it periodically)."""
+        return self.reap() + self.recover_orphans()
+
     def reap(self) -> list[tuple[str, str]]:
-        """Retry (or fail) the jobs of workers whose heartbeat expired; safe to run from many processes."""
+        """Retry (or fail) running jobs that no live worker is running; safe to run from many processes.
+
+        Two cases: the worker's heartbeat expired (killed, power loss), or the worker is alive but its
+        heartbeat, taken after the job started, names another job or none (it lost the job, e.g. Redis
+        failed while the outcome was stored)."""
         outcomes = []
         for raw_id in self.redis.smembers(self.running_key):
             job_id = _text(raw_id)
-            worker = _text(self.redis.hget(self.job_key(job_id), "worker"))
-            if worker and self.redis.exists(self.worker_key(worker)):
+            worker, started_at = map(_text, self.redis.hmget(self.job_key(job_id), ["worker", "started_at"]))
+            beat = self.redis.get(self.worker_key(worker)) if worker else None
+            if beat is None:
+                reason, run = f"worker {worker} stopped during the job", ""
+            elif _forgot(json.loads(beat), job_id, started_at):
+                reason, run = f"worker {worker} lost track of the job", started_at or ""
+            else:
                 continue
             message = (
                 "the worker running this job stopped unexpectedly "
                 f"{self.settings.max_attempts} time(s); giving up"
             )
+            keys = [self.job_key(job_id), self.running_key, self.queued_key]
+            args = [job_id, worker or "", self.settings.max_attempts, time.time(), message, reason, run]
+            outcome = _text(self._reap(keys=keys, args=args))
+            if outcome == "requeued":
+                self.redis.hincrby(f"{self.prefix}stats", "jobs_retried", 1)
+                self.enqueue(job_id, int(self.redis.hget(self.job_key(job_id), "attempt") or 0))
+            elif outcome in ("failed", "canceled"):
+                self._end(job_id, JobStatus(outcome))
+            outcomes.append((job_id, outcome))
+        return outcomes
+
+    def recover_orphans(self) -> list[tuple[str, str]]:
+        """Enqueue again queued jobs that are missing from RQ's queue for `heartbeat_ttl` (twice seen).
+
+        A job is put in the queue in two steps (record, then RQ entry); a process dying in between would
+        leave it `queued` forever. Checking costs one LPOS per queued job and `heartbeat_ttl`."""
+        now = time.time()
+        grace = self.settings.heartbeat_ttl
+        outcomes = []
+        for raw_id in self.redis.zrangebyscore(self.queued_key, "-inf", now - grace, start=0, num=500):
+            job_id = _text(raw_id)
+            rq_id = _new_rq_id(job_id)
             outcome = _text(
-                self._reap(
-                    keys=[self.job_key(job_id), self.running_key],
-                    args=[job_id, worker or "", self.settings.max_attempts, time.time(), message],
+                self._adopt(
+                    keys=[self.job_key(job_id), self.queued_key, self.queue.key],
+                    args=[job_id, now, now - grace, rq_id],
                 )
             )
-            if outcome == "requeued":
-                record = self.get(job_id)
-                self.redis.hincrby(f"{self.prefix}stats", "jobs_retried", 1)
-                self.enqueue(job_id, record["attempt"])
-            elif outcome == "failed":
-                self._end(job_id, JobStatus.failed)
-            outcomes.append((job_id, outcome))
+            if outcome == "adopt":
+                self._push(job_id, int(self.redis.hget(self.job_key(job_id), "attempt") or 1), rq_id)
+                outcomes.append((job_id, "re-enqueued"))
         return outcomes
 
     # ----------------------------------------------------------------- metrics

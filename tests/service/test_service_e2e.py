@@ -79,6 +79,33 @@ def test_idempotency_key_returns_the_same_job(client, photo_bytes, poll):
     assert poll(client, first.json()["id"])["attempt"] == 1
 
 
+def job_count(service) -> int:
+    """Job records of the shared stack (`<prefix>job:<id>`, not their image keys)."""
+    keys = service.redis.scan_iter(match=f"{service.prefix}job:*", count=1000)
+    return sum(1 for key in keys if key.count(b":") == service.prefix.count(":") + 1)
+
+
+def test_idempotency_key_reused_for_another_request_is_rejected(client, service, photo_bytes, poll):
+    headers = {"Idempotency-Key": "reuse-me-456"}
+    first = submit(client, photo_bytes[:1], headers=headers)  # no seed: the API picks one
+    replay = submit(client, photo_bytes[:1], headers=headers)
+    assert first.status_code == 202 and replay.status_code == 200
+    assert replay.json()["id"] == first.json()["id"]  # the random seed does not make it "another request"
+    jobs = job_count(service)
+    for changed in (
+        submit(client, photo_bytes[:1], headers=headers, prompt="a cat on the beach"),
+        submit(client, photo_bytes[:1], headers=headers, steps=3),
+        submit(client, photo_bytes[1:2], headers=headers),
+        submit(client, photo_bytes[:2], headers=headers),
+    ):
+        assert changed.status_code == 422, changed.text
+        error = changed.json()["error"]
+        assert error["code"] == "idempotency_key_reused" and error["field"] == "Idempotency-Key"
+    assert job_count(service) == jobs  # no job was created for the conflicting requests
+    assert poll(client, first.json()["id"])["status"] == "finished"
+    assert submit(client, photo_bytes[:1], headers=headers).json()["id"] == first.json()["id"]
+
+
 def test_missing_tracer_weights_fail_the_job_clearly(client, photo_bytes, poll):
     job = poll(client, submit(client, photo_bytes[:1], segment="tracer").json()["id"])
     assert job["status"] == "failed"
