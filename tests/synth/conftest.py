@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -21,49 +20,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_clipseg_dir(tmp_path_factory) -> Path:
-    """CLIPSeg built from a config with random weights, saved like a hub folder (model + processor)."""
-    import torch
-    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
-
-    from model.tokenizer import build_clip_tokenizer
-
-    config = CLIPSegConfig(
-        text_config=dict(
-            vocab_size=49408,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-        ),
-        vision_config=dict(
-            image_size=64,
-            patch_size=16,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-        ),
-        projection_dim=32,
-        extract_layers=(0, 1, 2),
-        reduce_dim=16,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=32,
-    )
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-clipseg")
-    CLIPSegForImageSegmentation(config).save_pretrained(directory)
-    image_processor = ViTImageProcessor(
-        size={"height": 64, "width": 64}, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
-    )
-    CLIPSegProcessor(image_processor=image_processor, tokenizer=build_clip_tokenizer()).save_pretrained(
-        directory
-    )
-    return directory
 
 
 @dataclass
