@@ -138,6 +138,20 @@ class Settings(BaseSettings):
         return value
 
 
+def load_served_pipeline(settings: Settings):
+    """The pipeline and `ModelInfo` these settings describe (torch is imported only here)."""
+    from model.loading import load_pipeline
+
+    return load_pipeline(
+        settings.model,
+        settings.checkpoint,
+        device=settings.device,
+        dtype=settings.dtype,
+        demo_model_dir=settings.demo_model_dir,
+        local_files_only=settings.local_files_only,
+    )
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Settings read once per process (tests build their own `Settings(...)`)."""

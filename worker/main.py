@@ -20,7 +20,7 @@ import time
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from bootpig.settings import Settings
+from bootpig.settings import Settings, load_served_pipeline
 from worker.runner import WorkerRuntime, install_runtime
 from worker.store import JobStore, connect
 
@@ -74,21 +74,13 @@ class Heartbeat(threading.Thread):
 
 def serve(settings: Settings, burst: bool = False) -> int:
     from model.generate import SegmenterCache
-    from model.loading import load_pipeline
 
     name = settings.worker_name or default_worker_name()
     connection = connect(settings)
     connection.ping()  # fail before the (slow) model load when Redis is unreachable
     store = JobStore(connection, settings)
     log.info("worker %s: loading the model", name)
-    pipe, info = load_pipeline(
-        settings.model,
-        settings.checkpoint,
-        device=settings.device,
-        dtype=settings.dtype,
-        demo_model_dir=settings.demo_model_dir,
-        local_files_only=settings.local_files_only,
-    )
+    pipe, info = load_served_pipeline(settings)
     runtime = WorkerRuntime(
         store=store,
         pipe=pipe,

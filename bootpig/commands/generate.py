@@ -45,20 +45,13 @@ def output_paths(out: str, count: int) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from bootpig.settings import get_settings
+    from bootpig.settings import get_settings, load_served_pipeline
     from model.generate import SegmenterCache, generate
-    from model.loading import load_pipeline
     from model.references import load_image
 
     settings = get_settings()
-    pipe, info = load_pipeline(
-        args.model,
-        args.bootpig,
-        device=args.device,
-        dtype=args.dtype,
-        demo_model_dir=settings.demo_model_dir,
-        local_files_only=settings.local_files_only,
-    )
+    overrides = {"model": args.model, "checkpoint": args.bootpig, "device": args.device, "dtype": args.dtype}
+    pipe, info = load_served_pipeline(settings.model_copy(update=overrides))
     pipe.set_progress_bar_config(disable=False, desc="denoising")
     try:
         config = GenerationConfig(

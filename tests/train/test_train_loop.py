@@ -181,7 +181,7 @@ def test_checkpoints_are_bounded_and_exported_weights_generate(train_config, tin
     assert len(out.images) == 1 and out.images[0].size == (64, 64)
 
 
-def test_bad_samples_are_skipped_and_counted(tiny_model_dir, tmp_path, triplet_writers):
+def test_bad_samples_are_skipped_and_counted(train_config, tmp_path, triplet_writers):
     make_triplet_folder, write_triplet = triplet_writers
 
     data = make_triplet_folder(tmp_path / "data", count=4)
@@ -191,16 +191,8 @@ def test_bad_samples_are_skipped_and_counted(tiny_model_dir, tmp_path, triplet_w
     missing = write_triplet(data, 6)
     (data / missing.mask).unlink()
 
-    config = TrainConfig(
-        model=str(tiny_model_dir),
-        data=data,
-        output=tmp_path / "run",
-        local_files_only=True,
-        resolution=64,
-        batch_size=7,
-        micro_batch_size=7,
-        max_steps=1,
-        num_workers=0,
+    config = train_config.model_copy(
+        update={"data": data, "batch_size": 7, "micro_batch_size": 7, "max_steps": 1}
     )
     result = train(config)
     assert sorted(result.skipped_samples) == sorted([empty.id, unreadable.id, missing.id])
