@@ -51,8 +51,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def reference_photo() -> bytes:
-    photos = sorted((REPO_ROOT.parent / "shared" / "dreambooth" / "dog").glob("*.jpg"))
-    image = Image.open(photos[0]).convert("RGB") if photos else Image.new("RGB", (256, 256), "tan")
+    """A 256 px dog photo: the full-size DreamBooth set beside the repo, else the tests' 128 px copy."""
+    folders = (REPO_ROOT.parent / "shared" / "dreambooth", REPO_ROOT / "tests" / "data" / "dreambooth")
+    photos = [path for folder in folders for path in sorted((folder / "dog").glob("*.jpg"))]
+    image = Image.open(photos[0]).convert("RGB")
     image.thumbnail((256, 256))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DREAMBOOTH = Path(os.environ.get("BOOTPIG_DREAMBOOTH_DIR", REPO_ROOT.parent / "shared" / "dreambooth"))
+# Real photos shipped with the tests (a small DreamBooth subset, see its README); BOOTPIG_DREAMBOOTH_DIR
+# points the tests at another copy with the same layout, such as the full set.
+SHIPPED_DREAMBOOTH = Path(__file__).resolve().parent / "data" / "dreambooth"
 
 
 @pytest.fixture(scope="session")
@@ -74,9 +75,10 @@ def tiny_clipseg_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dreambooth_dir() -> Path:
-    if not DREAMBOOTH.is_dir():
-        pytest.skip(f"DreamBooth photos not found at {DREAMBOOTH}")
-    return DREAMBOOTH
+    folder = Path(os.environ.get("BOOTPIG_DREAMBOOTH_DIR") or SHIPPED_DREAMBOOTH)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"BOOTPIG_DREAMBOOTH_DIR={folder} is not a folder")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from model.synth.run import (
     shard_indices,
     summary_name,
 )
+from model.train.dataset import TripletDataset
 from model.triplets import manifest_name, read_manifest
 
 KEEP_ALL = ["--mask-threshold", "0", "--border-margin", "0", "--min-area", "0", "--max-area", "1"]
@@ -62,8 +63,7 @@ def test_end_to_end_writes_a_manifest_training_can_read(synth, tmp_path, tiny_mo
         assert set(np.unique(np.asarray(mask))) <= {0, 255}
         assert object_on_white(target, mask, 32).size == (32, 32)  # what training does with a triplet
     assert len({r.seed for r in records}) == 3
-    dataset_module = pytest.importorskip("model.train.dataset")
-    dataset = dataset_module.TripletDataset(out, resolution=32)
+    dataset = TripletDataset(out, resolution=32)
     assert len(dataset) == 3
     sample = dataset[0]
     assert sample["target"].shape == (3, 32, 32) and sample["reference"].shape == (3, 32, 32)

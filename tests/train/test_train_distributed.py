@@ -20,7 +20,7 @@ from model.train.loop import train
 def test_two_processes_match_one(train_config, tmp_path):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     if torchrun is None:
-        pytest.skip("torchrun not installed")
+        pytest.skip(f"torchrun (torch's launcher) not found beside {sys.executable}: the DDP test needs it")
     config = train_config.model_copy(update={"batch_size": 8, "micro_batch_size": 2, "max_steps": 2})
     single = train(config.model_copy(update={"output": tmp_path / "one"}))
 
