@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     from bootpig.settings import get_settings
     from model.eval.config import EvalConfig
-    from model.eval.run import EvalRequest, parse_shard, run_evaluation
+    from model.eval.plan import EvalRequest, parse_shard
+    from model.eval.run import run_evaluation
 
     settings = get_settings()
     try:

@@ -19,7 +19,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from model.eval.config import BOOTPIG, SD_BASELINE
-from model.eval.run import EvalRequest, WorkItem, item_paths
+from model.eval.plan import EvalRequest, WorkItem, item_paths, reference_photos
+from model.references import load_image
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,6 @@ def subject_grid(
 
 
 def write_grids(plan: list[WorkItem], request: EvalRequest) -> list[Path]:
-    from model.eval.run import reference_photos
-    from model.references import load_image
-
     folder = request.out / "grids"
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -8,7 +8,6 @@ it runs in an un-sharded call (which finds all generations done and only scores)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,15 +20,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from model.config import (
-    MAX_IMAGES_PER_REQUEST,
-    MAX_REFERENCES,
-    RANDOM_SEED_RANGE,
-    GenerationConfig,
-    Segmenter,
-)
-from model.eval.config import BOOTPIG, DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL, SD_BASELINE, EvalConfig
-from model.eval.dataset import Subject, load_subjects, subject_prompts
+from model.config import MAX_IMAGES_PER_REQUEST, GenerationConfig, Segmenter
+from model.eval.config import BOOTPIG, SD_BASELINE, EvalConfig
+from model.eval.dataset import Subject, load_subjects
 from model.eval.metrics import (
     Encoders,
     mean,
@@ -37,47 +30,23 @@ from model.eval.metrics import (
     subject_fidelity,
     text_alignment,
 )
+from model.eval.plan import (
+    EvalRequest,
+    WorkItem,
+    build_plan,
+    derive_seed,
+    is_done,
+    item_paths,
+    reference_photos,
+    shard_of,
+)
+from model.eval.report import write_report
 from model.references import load_image
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 GENERATION_LOG = "generation_log.jsonl"
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One (subject, prompt) pair: the unit of resuming and sharding."""
-
-    subject: Subject
-    prompt_index: int
-    prompt: str
-
-
-@dataclass
-class EvalRequest:
-    """One `bootpig eval` call: what to evaluate (config) and how to run it."""
-
-    config: EvalConfig
-    dataset: Path
-    out: Path
-    subjects: list[str] | None = None
-    prompts: int | None = None
-    baseline: str | None = None
-    shard: tuple[int, int] = (0, 1)
-    clip_model: str = DEFAULT_CLIP_MODEL
-    dino_model: str = DEFAULT_DINO_MODEL
-    device: str = "auto"
-    dtype: str = "auto"
-    demo_model_dir: Path = Path(".bootpig/demo-model")
-    local_files_only: bool = False
-    tracer_weights: Path | None = None
-    progress: bool = True
-    grids: bool = True
-
-    @property
-    def methods(self) -> list[str]:
-        return [BOOTPIG] + ([self.baseline] if self.baseline else [])
 
 
 @dataclass
@@ -89,52 +58,7 @@ class EvalOutcome:
     files: list[Path] = field(default_factory=list)
 
 
-# ----------------------------------------------------------------------------------- plan and layout
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/n' with 0 <= i < n."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError as exc:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), not {text!r}") from exc
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
-    return index, count
-
-
-def build_plan(subjects: list[Subject], prompt_file, prompts: int | None) -> list[WorkItem]:
-    return [
-        WorkItem(subject, i, prompt)
-        for subject in subjects
-        for i, prompt in enumerate(subject_prompts(subject, prompt_file, prompts))
-    ]
-
-
-def shard_of(plan: list[WorkItem], shard: tuple[int, int]) -> list[WorkItem]:
-    """Round-robin over (subject, prompt) pairs, so every shard gets a similar mix of subjects."""
-    index, count = shard
-    return [item for k, item in enumerate(plan) if k % count == index]
-
-
-def derive_seed(base_seed: int, subject: str, prompt_index: int, batch: int) -> int:
-    """A seed fixed by (subject, prompt, batch): images do not depend on sharding or resume order."""
-    digest = hashlib.sha256(f"{base_seed}/{subject}/{prompt_index}/{batch}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % RANDOM_SEED_RANGE
-
-
-def image_path(out: Path, method: str, subject: str, prompt_index: int, image_index: int) -> Path:
-    return out / "generations" / method / subject / f"p{prompt_index:02d}_{image_index}.png"
-
-
-def item_paths(out: Path, method: str, item: WorkItem, images_per_prompt: int) -> list[Path]:
-    return [
-        image_path(out, method, item.subject.name, item.prompt_index, i) for i in range(images_per_prompt)
-    ]
-
-
-def is_done(out: Path, method: str, item: WorkItem, images_per_prompt: int) -> bool:
-    return all(p.is_file() for p in item_paths(out, method, item, images_per_prompt))
-
-
+# ----------------------------------------------------------------------------------- layout on disk
 def save_atomically(image: Image.Image, path: Path) -> None:
     """Write to a temporary name first: a killed run never leaves a half-written image counted as done."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,14 +82,6 @@ def check_run_file(out: Path, config: EvalConfig) -> None:
     tmp = run_file.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(current, indent=2))
     os.replace(tmp, run_file)
-
-
-def reference_photos(subject: Subject, max_refs: int | None) -> list[Path]:
-    """The photos shown to the model: all of them (the first 8 at most), or the first `max_refs`."""
-    limit = max_refs or MAX_REFERENCES
-    if max_refs is None and len(subject.images) > MAX_REFERENCES:
-        log.warning("%s has %d photos; using the first %d", subject.name, len(subject.images), limit)
-    return list(subject.images[:limit])
 
 
 # ----------------------------------------------------------------------------------- generators
@@ -393,8 +309,6 @@ def score(request: EvalRequest, plan: list[WorkItem], encoders: Encoders) -> dic
 # ----------------------------------------------------------------------------------- the whole run
 def run_evaluation(request: EvalRequest) -> EvalOutcome:
     """Generate what is missing (this shard's part), then, for a whole run, score and report."""
-    from model.eval.report import write_report
-
     subjects, prompt_file = load_subjects(request.dataset, request.subjects)
     plan = build_plan(subjects, prompt_file, request.prompts)
     if request.baseline not in (None, SD_BASELINE):

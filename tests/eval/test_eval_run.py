@@ -12,7 +12,8 @@ from PIL import Image
 from bootpig.cli import main
 from model.config import Segmenter
 from model.eval.config import EvalConfig
-from model.eval.run import EvalRequest, image_path, run_evaluation
+from model.eval.plan import EvalRequest, image_path
+from model.eval.run import run_evaluation
 
 SUBJECTS = ["backpack", "cat"]  # one object, one live subject
 
