@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from diffusers import AutoencoderKL, DDPMScheduler
 from diffusers.optimization import get_scheduler
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
@@ -184,45 +185,55 @@ def _mixed_precision(config: TrainConfig) -> str:
     return config.mixed_precision
 
 
+@dataclass
+class TrainingRun:
+    """What the loop carries from update to update once setup is done."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module  # the BootPIG UNets as prepared by accelerate (DDP-wrapped on many GPUs)
+    models: Models
+    trainable: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: LRScheduler
+    progress: TrainingProgress
+    batches: Iterator[dict]
+
+
 def train(config: TrainConfig, models: Models | None = None) -> TrainResult:
     """Run (or resume) training; returns the per-step losses and the final export's folder.
 
     `models` (default: loaded from `config.model`) is trained in place, so callers can inspect it.
     """
-    # --- setup ------------------------------------------------------------------------------
-    accelerator = Accelerator(
-        mixed_precision=_mixed_precision(config),
-        log_with="tensorboard" if config.tensorboard else None,
-        project_dir=str(Path(config.output) / "logs"),
-        # The Reference UNet computes layers after its last self-attention (the tail of its last
-        # transformer block, conv_norm_out, conv_out) whose outputs nothing uses, so they get no
-        # gradient. DDP must be told to look for such parameters instead of waiting for them forever.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    run = start_run(config, models)
+    result = TrainResult()
+    bar = tqdm(
+        total=config.max_steps,
+        initial=run.progress.step,
+        desc="train",
+        disable=not run.accelerator.is_local_main_process,
     )
+    while run.progress.step < config.max_steps:
+        started = time.perf_counter()
+        micro_batches = islice(run.batches, run.accelerator.gradient_accumulation_steps)
+        loss, skipped = accumulate_gradients(run.accelerator, run.model, run.models, micro_batches, config)
+        apply_update(run, config)
+        log_update(run, config, result, bar, loss, skipped, time.perf_counter() - started)
+        if run.progress.step % config.checkpoint_every == 0 or run.progress.step == config.max_steps:
+            save_checkpoint(run.accelerator, config, run.progress)
+    bar.close()
+    return finish_run(run, config, result)
+
+
+# --------------------------------------------------------------------------------------- setup
+def start_run(config: TrainConfig, models: Models | None) -> TrainingRun:
+    """Accelerator, models, optimizer and data stream, resumed from a checkpoint when asked."""
+    accelerator = make_accelerator(config)
     set_seed(config.seed)
-    accumulation = config.accumulation_steps(accelerator.num_processes)
     if accelerator.is_main_process:
         Path(config.output).mkdir(parents=True, exist_ok=True)
     resume_from = resume_directory(config)
-
-    if models is None:
-        models = load_models(config)
-    frozen_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
-        accelerator.mixed_precision, torch.float32
-    )
-    for frozen in (models.vae, models.text_encoder):
-        frozen.requires_grad_(False).eval().to(accelerator.device)
-        if frozen_dtype != torch.float32:  # frozen encoders run in the mixed-precision dtype
-            frozen.to(dtype=frozen_dtype)
-    unets = models.unets
-    reference_params, rsa_params = trainable_parameters(unets)
-    gradient_checkpointing = config.gradient_checkpointing
-    if gradient_checkpointing is None:
-        gradient_checkpointing = accelerator.device.type == "cuda"
-    if gradient_checkpointing:
-        enable_gradient_checkpointing(unets)
-    unets.train()
-
+    models = prepare_models(load_models(config) if models is None else models, config, accelerator)
+    reference_params, rsa_params = trainable_parameters(models.unets)
     optimizer = torch.optim.AdamW(
         [
             {"params": reference_params, "lr": config.lr_reference},
@@ -239,7 +250,7 @@ def train(config: TrainConfig, models: Models | None = None) -> TrainResult:
         num_warmup_steps=config.lr_warmup_steps,
         num_training_steps=config.max_steps,
     )
-    model, optimizer = accelerator.prepare(unets, optimizer)
+    model, optimizer = accelerator.prepare(models.unets, optimizer)
     models.unets = accelerator.unwrap_model(model)
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(lr_scheduler, progress)
@@ -247,30 +258,61 @@ def train(config: TrainConfig, models: Models | None = None) -> TrainResult:
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         log.info("resumed from %s at step %d", resume_from, progress.step)
+    if config.tensorboard:
+        accelerator.init_trackers("bootpig-train")
+    batches = training_batches(config, accelerator, progress.step)
+    trainable = reference_params + rsa_params
+    return TrainingRun(accelerator, model, models, trainable, optimizer, lr_scheduler, progress, batches)
 
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """One process's accelerator: precision, logging and the micro-batches per update."""
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(config),
+        log_with="tensorboard" if config.tensorboard else None,
+        project_dir=str(Path(config.output) / "logs"),
+        # The Reference UNet computes layers after its last self-attention (the tail of its last
+        # transformer block, conv_norm_out, conv_out) whose outputs nothing uses, so they get no
+        # gradient. DDP must be told to look for such parameters instead of waiting for them forever.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    # Set once the process count is known (it decides the micro-batches per process and update).
+    accelerator.gradient_accumulation_steps = config.accumulation_steps(accelerator.num_processes)
+    return accelerator
+
+
+def prepare_models(models: Models, config: TrainConfig, accelerator: Accelerator) -> Models:
+    """Frozen encoders on the device in the mixed-precision dtype; UNets in training mode."""
+    frozen_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        accelerator.mixed_precision, torch.float32
+    )
+    for frozen in (models.vae, models.text_encoder):
+        frozen.requires_grad_(False).eval().to(accelerator.device)
+        if frozen_dtype != torch.float32:  # frozen encoders run in the mixed-precision dtype
+            frozen.to(dtype=frozen_dtype)
+    gradient_checkpointing = config.gradient_checkpointing
+    if gradient_checkpointing is None:
+        gradient_checkpointing = accelerator.device.type == "cuda"
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(models.unets)
+    models.unets.train()
+    return models
+
+
+def training_batches(config: TrainConfig, accelerator: Accelerator, start_step: int) -> Iterator[dict]:
+    """This process's micro-batches from update `start_step` on (see `SampleNumbers`)."""
     dataset = TripletDataset(
         config.data, config.resolution, config.augmentation, config.reference_caption, config.seed
     )
+    accumulation = accelerator.gradient_accumulation_steps
     sampler = SampleNumbers(
-        progress.step,
+        start_step,
         config.max_steps,
         config.micro_batch_size,
         accumulation,
         accelerator.num_processes,
         accelerator.process_index,
     )
-    batches = iter(
-        DataLoader(
-            dataset,
-            batch_size=config.micro_batch_size,
-            sampler=sampler,
-            collate_fn=collate,
-            num_workers=config.num_workers,
-            pin_memory=accelerator.device.type == "cuda",
-        )
-    )
-    if config.tensorboard:
-        accelerator.init_trackers("bootpig-train")
     log.info(
         "training on %d triplets: %d updates of %d samples (%d per pass x %d accumulation x %d processes)",
         len(dataset),
@@ -280,69 +322,96 @@ def train(config: TrainConfig, models: Models | None = None) -> TrainResult:
         accumulation,
         accelerator.num_processes,
     )
-
-    # --- the loop ---------------------------------------------------------------------------
-    result = TrainResult()
-    bar = tqdm(
-        total=config.max_steps,
-        initial=progress.step,
-        desc="train",
-        disable=not accelerator.is_local_main_process,
+    loader = DataLoader(
+        dataset,
+        batch_size=config.micro_batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=config.num_workers,
+        pin_memory=accelerator.device.type == "cuda",
     )
-    while progress.step < config.max_steps:
-        started = time.perf_counter()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        skipped: list[str] = []
-        for micro_step in range(accumulation):
-            batch = next(batches)
-            skipped += batch["skipped"]
-            # Gradients are all-reduced only on the last micro-batch of an update.
-            sync = nullcontext() if micro_step == accumulation - 1 else accelerator.no_sync(model)
-            with sync:
-                loss = training_loss(model, models, batch, config) / accumulation
-                accelerator.backward(loss)
-            loss_sum += loss.detach()
-        accelerator.clip_grad_norm_(reference_params + rsa_params, config.max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        progress.step += 1
+    return iter(loader)
 
-        # --- bookkeeping ---------------------------------------------------------------------
-        loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
-        result.losses[progress.step] = loss_value
-        for sample_id in gather_object(skipped):
-            if sample_id not in progress.skipped_samples:
-                progress.skipped_samples.append(sample_id)
-        samples_per_second = config.batch_size / (time.perf_counter() - started)
-        lr_reference, lr_rsa = lr_scheduler.get_last_lr()
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{loss_value:.4f}",
-            lr=f"{lr_reference:.1e}/{lr_rsa:.1e}",
-            samples_s=f"{samples_per_second:.2f}",
-            skipped=len(progress.skipped_samples),
-        )
-        if config.tensorboard and progress.step % config.log_every == 0:
-            accelerator.log(
-                {
-                    "loss": loss_value,
-                    "lr/reference": lr_reference,
-                    "lr/rsa": lr_rsa,
-                    "samples_per_second": samples_per_second,
-                    "skipped_samples": len(progress.skipped_samples),
-                },
-                step=progress.step,
-            )
-        if progress.step % config.checkpoint_every == 0 or progress.step == config.max_steps:
-            save_checkpoint(accelerator, config, progress)
-    bar.close()
 
-    # --- final export -----------------------------------------------------------------------
+# --------------------------------------------------------------------------------------- one update
+def accumulate_gradients(
+    accelerator: Accelerator,
+    model: Callable[..., torch.Tensor],
+    models: Models,
+    micro_batches: Iterable[dict],
+    config: TrainConfig,
+) -> tuple[torch.Tensor, list[str]]:
+    """Forward and backward over one update's micro-batches; returns their mean loss and skipped ids.
+
+    `accelerator.accumulate` all-reduces gradients only on the update's last micro-batch, and
+    `accelerator.backward` divides each loss by the number of micro-batches, so the gradient is the
+    batch mean.
+    """
+    loss_sum = torch.zeros((), device=accelerator.device)
+    skipped: list[str] = []
+    for batch in micro_batches:
+        skipped += batch["skipped"]
+        with accelerator.accumulate(model):
+            loss = training_loss(model, models, batch, config)
+            accelerator.backward(loss)
+        loss_sum += loss.detach() / accelerator.gradient_accumulation_steps
+    return loss_sum, skipped
+
+
+def apply_update(run: TrainingRun, config: TrainConfig) -> None:
+    """Clip, step AdamW and the learning rate, clear the gradients: one update done."""
+    run.accelerator.clip_grad_norm_(run.trainable, config.max_grad_norm)
+    run.optimizer.step()
+    run.lr_scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.progress.step += 1
+
+
+# --------------------------------------------------------------------------------------- logging
+def log_update(
+    run: TrainingRun,
+    config: TrainConfig,
+    result: TrainResult,
+    bar: tqdm,
+    loss: torch.Tensor,
+    skipped: list[str],
+    seconds: float,
+) -> None:
+    """Record the update's loss (mean over processes) and skipped samples; show and log metrics."""
+    accelerator, progress = run.accelerator, run.progress
+    loss_value = accelerator.reduce(loss, reduction="mean").item()
+    result.losses[progress.step] = loss_value
+    for sample_id in gather_object(skipped):
+        if sample_id not in progress.skipped_samples:
+            progress.skipped_samples.append(sample_id)
+    samples_per_second = config.batch_size / seconds
+    lr_reference, lr_rsa = run.lr_scheduler.get_last_lr()
+    bar.update(1)
+    bar.set_postfix(
+        loss=f"{loss_value:.4f}",
+        lr=f"{lr_reference:.1e}/{lr_rsa:.1e}",
+        samples_s=f"{samples_per_second:.2f}",
+        skipped=len(progress.skipped_samples),
+    )
+    if config.tensorboard and progress.step % config.log_every == 0:
+        metrics = {
+            "loss": loss_value,
+            "lr/reference": lr_reference,
+            "lr/rsa": lr_rsa,
+            "samples_per_second": samples_per_second,
+            "skipped_samples": len(progress.skipped_samples),
+        }
+        accelerator.log(metrics, step=progress.step)
+
+
+# --------------------------------------------------------------------------------------- the end
+def finish_run(run: TrainingRun, config: TrainConfig, result: TrainResult) -> TrainResult:
+    """Export the final weights (main process), report skipped samples, close the trackers."""
+    accelerator, progress = run.accelerator, run.progress
     accelerator.wait_for_everyone()
     result.final = Path(config.output) / FINAL_DIR
     if accelerator.is_main_process:
-        export_weights(accelerator.unwrap_model(model), result.final, config)
+        export_weights(accelerator.unwrap_model(run.model), result.final, config)
     if progress.skipped_samples:
         log.warning(
             "skipped %d bad training samples: %s",

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from PIL import Image
 from safetensors.torch import load_file
@@ -17,6 +18,7 @@ from model.train.config import TrainConfig
 from model.train.dataset import TripletDataset, collate
 from model.train.loop import (
     RSA_PARAMETER,
+    accumulate_gradients,
     encode_captions,
     load_models,
     train,
@@ -99,6 +101,30 @@ def test_tail_parameters_get_no_gradient_and_all_others_do(train_config):
     assert no_grad == {n for n, _ in models.unets.ref_unet.named_parameters() if REFERENCE_TAIL.match(n)}
     base_grads = {n for n, p in models.unets.base_unet.named_parameters() if p.grad is not None}
     assert base_grads == {n for n, _ in models.unets.base_unet.named_parameters() if RSA_PARAMETER.search(n)}
+
+
+def test_two_accumulated_micro_batches_give_the_loss_and_gradient_of_one_batch(train_config):
+    """What `train` does per update with batch 4 as 2 x 2 equals one backward pass over all 4 samples."""
+    models = load_models(train_config)
+    trainable_parameters(models.unets)
+    dataset = TripletDataset(train_config.data, train_config.resolution, train_config.augmentation, seed=0)
+    samples = [dataset[k] for k in range(4)]
+    whole = training_loss(models.unets, models, collate(samples), train_config)
+    whole.backward()
+    expected = {name: p.grad.clone() for name, p in models.unets.named_parameters() if p.grad is not None}
+    models.unets.zero_grad(set_to_none=True)
+
+    accelerator = Accelerator(gradient_accumulation_steps=2)
+    model = accelerator.prepare(models.unets)
+    halves = [collate(samples[:2]), collate(samples[2:])]
+    loss, skipped = accumulate_gradients(accelerator, model, models, halves, train_config)
+
+    assert accelerator.sync_gradients and skipped == []
+    assert loss.item() == pytest.approx(whole.item(), rel=1e-5)
+    got = {name: p.grad for name, p in models.unets.named_parameters() if p.grad is not None}
+    assert got.keys() == expected.keys() and len(got) > 100
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, expected[name], rtol=1e-4, atol=1e-8, msg=name)
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0])
