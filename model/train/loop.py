@@ -1,9 +1,10 @@
 """The BootPIG training loop (the paper's Algorithm 1), on one GPU, many GPUs or the CPU.
 
-Read top to bottom: load the models, choose what trains, build the optimizer and the data stream,
-then repeat — VAE-encode target and reference, draw one timestep per sample for both, noise them
-independently, run the Reference UNet (its self-attention inputs feed the Base UNet's RSA layers),
-regress the Base UNet's prediction on the scheduler's target, step AdamW.
+`training_loss` is one micro-batch of it: VAE-encode target and reference, draw one timestep per sample
+for both, noise them independently, run the Reference UNet (its self-attention inputs feed the Base
+UNet's RSA layers), regress the Base UNet's prediction on the scheduler's target. `train` is the outline
+(set up, then per update: accumulate gradients, step AdamW, log, checkpoint); its helpers follow it in
+that order.
 
 Every random draw of sample number k (data order, augmentation, caption/reference drops, timestep,
 noise) is seeded from (seed, k), so a resumed run repeats an uninterrupted one exactly (on CPU and
