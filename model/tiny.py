@@ -6,6 +6,7 @@ configs: every loader is exercised through the same `from_pretrained` path as re
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -13,8 +14,8 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionMod
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from model.config import MethodConfig
-from model.pipeline import BASE_UNET, METHOD_CONFIG_NAME, REF_UNET
 from model.tokenizer import build_clip_tokenizer
+from model.weights import save_bootpig_weights
 
 TINY_MARKER = "tiny_random_model.txt"
 TINY_RESOLUTION = 64
@@ -113,12 +114,11 @@ def make_tiny_model(directory: str | Path, seed: int = 0) -> Path:
     base.save_pretrained(directory)
     # The untrained BootPIG starts both UNets from the base UNet; perturb the reference copy a little
     # so tests can tell the two apart.
-    unet.save_pretrained(directory / BASE_UNET)
+    ref_unet = copy.deepcopy(unet)
     with torch.no_grad():
-        for p in unet.parameters():
+        for p in ref_unet.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-    unet.save_pretrained(directory / REF_UNET)
-    (directory / METHOD_CONFIG_NAME).write_text(MethodConfig().model_dump_json(indent=2))
+    save_bootpig_weights(directory, ref_unet, unet, MethodConfig())
     (directory / TINY_MARKER).write_text(
         "Random-weight demo model made by `bootpig make-tiny-model`. Its images are noise: "
         "it exists to exercise the real loading and serving code without downloadable weights.\n"

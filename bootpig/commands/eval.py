@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     from bootpig.settings import get_settings
     from model.eval.config import EvalConfig
-    from model.eval.plan import EvalRequest, parse_shard
+    from model.eval.plan import EvalRequest
     from model.eval.run import run_evaluation
+    from model.shards import parse_shard
 
     settings = get_settings()
     try:

@@ -99,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from model.loading import resolve_device, resolve_dtype
+    from model.shards import parse_shard
     from model.synth.config import MaskFilter
-    from model.synth.run import RenderSettings, ensure_captions, parse_shard, synthesize
+    from model.synth.run import RenderSettings, ensure_captions, synthesize
 
     settings = SynthSettings()
     shard, num_shards = parse_shard(args.shard)

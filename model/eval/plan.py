@@ -53,17 +53,6 @@ class EvalRequest:
         return [BOOTPIG] + ([self.baseline] if self.baseline else [])
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/n' with 0 <= i < n."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError as exc:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), not {text!r}") from exc
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
-    return index, count
-
-
 def build_plan(subjects: list[Subject], prompt_file, prompts: int | None) -> list[WorkItem]:
     return [
         WorkItem(subject, i, prompt)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from model.eval.config import BOOTPIG, SD_BASELINE
 from model.eval.plan import EvalRequest, WorkItem, item_paths, reference_photos
+from model.files import write_text_atomically
 from model.references import load_image
 
 
@@ -162,18 +162,12 @@ def write_grids(plan: list[WorkItem], request: EvalRequest) -> list[Path]:
     return written
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(report: dict, plan: list[WorkItem], request: EvalRequest) -> list[Path]:
     """`metrics.json` (with the published rows for reference), `report.md` and `grids/<subject>.jpg`."""
     out = request.out
     full = report | {"published": [row.__dict__ for row in PUBLISHED_ROWS]}
-    _write_text(out / "metrics.json", json.dumps(full, indent=2))
-    _write_text(out / "report.md", markdown_report(report))
+    write_text_atomically(out / "metrics.json", json.dumps(full, indent=2))
+    write_text_atomically(out / "report.md", markdown_report(report))
     files = [out / "metrics.json", out / "report.md"]
     if request.grids:
         files += write_grids(plan, request)

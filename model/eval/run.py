@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from model.eval.plan import (
     shard_of,
 )
 from model.eval.report import write_report
+from model.files import save_image_atomically, write_text_atomically
 from model.references import load_image
 
 log = logging.getLogger(__name__)
@@ -59,14 +59,6 @@ class EvalOutcome:
 
 
 # ----------------------------------------------------------------------------------- layout on disk
-def save_atomically(image: Image.Image, path: Path) -> None:
-    """Write to a temporary name first: a killed run never leaves a half-written image counted as done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
 def check_run_file(out: Path, config: EvalConfig) -> None:
     """Refuse to mix images made with different settings in one output folder."""
     run_file = out / RUN_FILE
@@ -78,10 +70,7 @@ def check_run_file(out: Path, config: EvalConfig) -> None:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
             raise ValueError(f"{out} holds a run with other settings ({details}); use a new --out")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = run_file.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=2))
-    os.replace(tmp, run_file)
+    write_text_atomically(run_file, json.dumps(current, indent=2))
 
 
 # ----------------------------------------------------------------------------------- generators
@@ -140,7 +129,7 @@ class Generators:
         images = [load_image(p) for p in photos]
         prepared = prepare_references(images, self.pipe.reference_size, config.segment, segmenter)
         for image, path in zip(prepared, cached, strict=True):
-            save_atomically(image, path)
+            save_image_atomically(image, path)
         return prepared
 
     def bootpig(self, prompt: str, references: list[Image.Image], seed: int, count: int) -> list[Image.Image]:
@@ -242,7 +231,7 @@ def generate_missing(request: EvalRequest, items: list[WorkItem], generators: Ge
             images = generator(item.prompt, references[item.subject.name], seed, len(batch_paths))
             for image, path in zip(images, batch_paths, strict=True):
                 if not path.is_file():  # a batch is regenerated whole; its surviving images stay as they were
-                    save_atomically(image, path)
+                    save_image_atomically(image, path)
             made += len(images)
     return made, skipped
 

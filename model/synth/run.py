@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
+from model.files import save_image_atomically, write_text_atomically
 from model.synth.captions import Caption, LLMCaptions, OfflineCaptions
 from model.synth.config import MaskFilter
 from model.synth.render import RenderOutput, sample_seed
@@ -58,29 +58,12 @@ def summary_name(shard: int, num_shards: int) -> str:
     return f"summary-{shard}-of-{num_shards}.json"
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n."""
-    try:
-        shard, num_shards = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), not {text!r}") from None
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
-    return shard, num_shards
-
-
 def shard_indices(count: int, shard: int, num_shards: int) -> range:
     """The sample indices shard i of n owns: disjoint across shards, together all of 0..count-1."""
     return range(shard, count, num_shards)
 
 
 # --- the caption list ------------------------------------------------------------------------
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_captions(out: str | Path) -> list[Caption]:
@@ -96,7 +79,7 @@ def save_captions(out: str | Path, captions: list[Caption]) -> None:
         json.dumps({"id": sample_id(i), "caption": c.text, "object": c.object}) + "\n"
         for i, c in enumerate(captions)
     )
-    _write_atomically(Path(out) / CAPTIONS_FILE, "".join(lines))
+    write_text_atomically(Path(out) / CAPTIONS_FILE, "".join(lines))
 
 
 def ensure_captions(
@@ -192,13 +175,6 @@ def finished_ids(out: str | Path) -> set[str]:
     return done
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
-    """Write-then-rename, so a killed run never leaves a half-written PNG under the final name."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
 def synthesize(
     out: str | Path,
     captions: list[Caption],
@@ -253,8 +229,8 @@ def synthesize(
                     rejected_log.write("\n")
                     rejected_log.flush()
                     continue
-                _save_png(image, out / target_path(sid))
-                _save_png(Image.fromarray(mask.astype(np.uint8) * 255), out / mask_path(sid))
+                save_image_atomically(image, out / target_path(sid))
+                save_image_atomically(Image.fromarray(mask.astype(np.uint8) * 255), out / mask_path(sid))
                 record = TripletRecord(
                     id=sid,
                     target=target_path(sid),
@@ -271,5 +247,5 @@ def synthesize(
             bar.set_postfix(kept=summary.kept, rejected=sum(rejected.values()))
     summary.rejected = dict(rejected)
     summary.seconds = round(time.monotonic() - start, 3)
-    _write_atomically(out / summary_name(shard, num_shards), summary.model_dump_json(indent=2) + "\n")
+    write_text_atomically(out / summary_name(shard, num_shards), summary.model_dump_json(indent=2) + "\n")
     return summary

@@ -20,9 +20,11 @@ from pathlib import Path
 from accelerate import Accelerator
 from diffusers import UNet2DConditionModel
 
-from model.pipeline import BASE_UNET, METHOD_CONFIG_NAME, REF_UNET
+from model.files import write_text_atomically
+from model.pipeline import BASE_UNET, REF_UNET
 from model.train.config import TrainConfig
 from model.unets import BootPIGUNets
+from model.weights import save_bootpig_weights
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,7 @@ class TrainingProgress:
 
 def export_weights(unets: BootPIGUNets, directory: str | Path, config: TrainConfig) -> Path:
     """Write both UNets, the method settings and the training settings to `directory`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    unets.ref_unet.save_pretrained(directory / REF_UNET, safe_serialization=True)
-    unets.base_unet.save_pretrained(directory / BASE_UNET, safe_serialization=True)
-    (directory / METHOD_CONFIG_NAME).write_text(config.method.model_dump_json(indent=2))
+    directory = save_bootpig_weights(directory, unets.ref_unet, unets.base_unet, config.method)
     (directory / TRAIN_CONFIG_NAME).write_text(config.model_dump_json(indent=2))
     return directory
 
@@ -88,7 +86,7 @@ def save_checkpoint(accelerator: Accelerator, config: TrainConfig, progress: Tra
     accelerator.save_state(str(directory))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (directory / COMPLETE_MARKER).write_text(json.dumps(progress.state_dict(), indent=2))
+        write_text_atomically(directory / COMPLETE_MARKER, json.dumps(progress.state_dict(), indent=2))
         prune_checkpoints(config.output, config.checkpoints_kept)
     accelerator.wait_for_everyone()
     return directory

@@ -11,10 +11,10 @@ from PIL import Image
 
 from bootpig.cli import main
 from model.references import object_on_white
+from model.shards import parse_shard
 from model.synth.run import (
     CAPTIONS_FILE,
     load_captions,
-    parse_shard,
     rejected_name,
     shard_indices,
     summary_name,
