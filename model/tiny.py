@@ -69,18 +69,25 @@ def tiny_vae() -> AutoencoderKL:
     )
 
 
+def tiny_transformer(hidden_size: int, layers: int, heads: int) -> dict[str, int]:
+    """Sizes of a tiny transformer tower (text or vision), its MLP twice as wide as its hidden size."""
+    return {
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+    }
+
+
+def tiny_clip_text_config(hidden_size: int = 32, layers: int = 2, heads: int = 4) -> dict[str, int]:
+    """A CLIP text tower with SD's vocabulary and 77 positions, so the offline tokenizer's ids fit."""
+    tower = tiny_transformer(hidden_size, layers, heads)
+    return {"vocab_size": 49408, "max_position_embeddings": 77, **tower}
+
+
 def tiny_text_encoder(hidden_size: int = 32) -> CLIPTextModel:
     return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=hidden_size,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            hidden_act="gelu",
-            projection_dim=hidden_size,
-        )
+        CLIPTextConfig(**tiny_clip_text_config(hidden_size), hidden_act="gelu", projection_dim=hidden_size)
     )
 
 

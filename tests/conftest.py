@@ -36,25 +36,12 @@ def tiny_clipseg_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
 
+    from model.tiny import tiny_clip_text_config, tiny_transformer
     from model.tokenizer import build_clip_tokenizer
 
     config = CLIPSegConfig(
-        text_config=dict(
-            vocab_size=49408,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-        ),
-        vision_config=dict(
-            image_size=64,
-            patch_size=16,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-        ),
+        text_config=tiny_clip_text_config(),
+        vision_config={"image_size": 64, "patch_size": 16, **tiny_transformer(32, layers=3, heads=4)},
         projection_dim=32,
         extract_layers=(0, 1, 2),
         reduce_dim=16,

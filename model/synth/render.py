@@ -7,11 +7,12 @@ Every sample has its own seed and its own CPU generator, so a sample's image dep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from model.synth.pretrained import PretrainedModel
 
 
 def sample_seed(base_seed: int, index: int) -> int:
@@ -26,19 +27,12 @@ class RenderOutput:
     nsfw: list[bool]
 
 
-class TextToImageRenderer:
+class TextToImageRenderer(PretrainedModel):
     """Wraps `AutoPipelineForText2Image` for any hub id or local diffusers folder."""
 
-    def __init__(
-        self,
-        model: str | Path,
-        device: str | torch.device = "cpu",
-        torch_dtype: torch.dtype = torch.float32,
-        local_files_only: bool = False,
-    ):
+    def load(self, model: str, device: str | torch.device, torch_dtype: torch.dtype, local_files_only: bool):
         from diffusers import AutoPipelineForText2Image
 
-        self.name = str(model)
         self.pipe = AutoPipelineForText2Image.from_pretrained(
             model, dtype=torch_dtype, local_files_only=local_files_only
         ).to(device)

@@ -13,13 +13,13 @@ one object), so the ambiguity that SAM's point/box prompts resolve hardly arises
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from model.synth.config import MaskFilter
+from model.synth.pretrained import PretrainedModel
 
 
 class RejectReason(str, Enum):
@@ -33,19 +33,12 @@ class RejectReason(str, Enum):
     touches_border = "touches_border"  # the object is probably cut off by the frame
 
 
-class ClipSegSegmenter:
+class ClipSegSegmenter(PretrainedModel):
     """Probability maps of an object phrase in images, at the images' own resolution."""
 
-    def __init__(
-        self,
-        model: str | Path,
-        device: str | torch.device = "cpu",
-        torch_dtype: torch.dtype = torch.float32,
-        local_files_only: bool = False,
-    ):
+    def load(self, model: str, device: str | torch.device, torch_dtype: torch.dtype, local_files_only: bool):
         from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
-        self.name = str(model)
         self.processor = CLIPSegProcessor.from_pretrained(model, local_files_only=local_files_only)
         self.model = CLIPSegForImageSegmentation.from_pretrained(
             model, dtype=torch_dtype, local_files_only=local_files_only

@@ -235,22 +235,8 @@ def start_run(config: TrainConfig, models: Models | None) -> TrainingRun:
     resume_from = resume_directory(config)
     models = prepare_models(load_models(config) if models is None else models, config, accelerator)
     reference_params, rsa_params = trainable_parameters(models.unets)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": reference_params, "lr": config.lr_reference},
-            {"params": rsa_params, "lr": config.lr_rsa},
-        ],
-        betas=config.adam_betas,
-        weight_decay=config.weight_decay,
-        eps=config.adam_epsilon,
-    )
-    # Not passed to `prepare`: accelerate would step it once per process; one step per update here.
-    lr_scheduler = get_scheduler(
-        config.lr_scheduler,
-        optimizer,
-        num_warmup_steps=config.lr_warmup_steps,
-        num_training_steps=config.max_steps,
-    )
+    optimizer, lr_scheduler = make_optimizer(config, reference_params, rsa_params)
+    # The scheduler is not passed to `prepare`: accelerate would step it once per process.
     model, optimizer = accelerator.prepare(models.unets, optimizer)
     models.unets = accelerator.unwrap_model(model)
     progress = TrainingProgress()
@@ -298,6 +284,24 @@ def prepare_models(models: Models, config: TrainConfig, accelerator: Accelerator
         enable_gradient_checkpointing(models.unets)
     models.unets.train()
     return models
+
+
+def make_optimizer(
+    config: TrainConfig, reference_params: list[torch.nn.Parameter], rsa_params: list[torch.nn.Parameter]
+) -> tuple[torch.optim.Optimizer, LRScheduler]:
+    """AdamW with one learning rate per group (Reference UNet, RSA), and its schedule per update."""
+    groups = [
+        {"params": reference_params, "lr": config.lr_reference},
+        {"params": rsa_params, "lr": config.lr_rsa},
+    ]
+    optimizer = torch.optim.AdamW(
+        groups, betas=config.adam_betas, weight_decay=config.weight_decay, eps=config.adam_epsilon
+    )
+    warmup, steps = config.lr_warmup_steps, config.max_steps
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=steps
+    )
+    return optimizer, lr_scheduler
 
 
 def training_batches(config: TrainConfig, accelerator: Accelerator, start_step: int) -> Iterator[dict]:

@@ -13,27 +13,14 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
+    from model.tiny import tiny_clip_text_config, tiny_transformer
     from model.tokenizer import build_clip_tokenizer
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-clip")
     config = CLIPConfig(
-        text_config={
-            "vocab_size": 49408,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 77,
-        },
-        vision_config={
-            "image_size": 32,
-            "patch_size": 8,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-        },
+        text_config=tiny_clip_text_config(32, layers=1, heads=2),
+        vision_config={"image_size": 32, "patch_size": 8, **tiny_transformer(32, layers=1, heads=2)},
         projection_dim=16,
     )
     CLIPModel(config).save_pretrained(folder)
@@ -48,16 +35,11 @@ def tiny_dino_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
+    from model.tiny import tiny_transformer
+
     torch.manual_seed(1)
     folder = tmp_path_factory.mktemp("tiny-dino")
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=24,
-        intermediate_size=48,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-    )
+    config = ViTConfig(image_size=32, patch_size=8, **tiny_transformer(24, layers=1, heads=2))
     ViTModel(config, add_pooling_layer=False).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
