@@ -41,6 +41,7 @@ from model.eval.plan import (
 )
 from model.eval.report import write_report
 from model.files import save_image_atomically, write_text_atomically
+from model.loading import load_pipeline, resolve_device
 from model.references import load_image
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,6 @@ class Generators:
     @property
     def pipe(self):
         if self._pipe is None:
-            from model.loading import load_pipeline
-
             r = self.request
             self._pipe, self._info = load_pipeline(
                 r.config.model,
@@ -320,7 +319,7 @@ def run_evaluation(request: EvalRequest) -> EvalOutcome:
     encoders = Encoders.load(
         request.clip_model,
         request.dino_model,
-        device=_encoder_device(request.device),
+        device=resolve_device(request.device),
         local_files_only=request.local_files_only,
     )
     results = score(request, plan, encoders)
@@ -358,12 +357,6 @@ def generation_totals(out: Path) -> dict:
         "generated_images_total": sum(e["images"] for e in entries),
         "generation_s_total": sum(e["seconds"] for e in entries),
     }
-
-
-def _encoder_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _is_random_weight_model(model: str | None, is_demo: bool | None) -> bool:
