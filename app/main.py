@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -26,29 +25,14 @@ from app.metrics import build_registry
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
 from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings, get_settings
+from jobs.record import JobRecord
+from jobs.store import IdempotencyConflict, JobStore, connect, request_fingerprint
+from jobs.sweeper import Sweeper
 from model.config import DEMO_WARNING, MAX_REFERENCES, RANDOM_SEED_RANGE
-from worker.store import FINAL_STATES, IdempotencyConflict, JobStore, connect, request_fingerprint
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-class Reaper(threading.Thread):
-    """Recovers jobs of dead workers and lost queue entries even when no worker is alive to do it."""
-
-    def __init__(self, store: JobStore, interval: float):
-        super().__init__(name="bootpig-reaper", daemon=True)
-        self.store, self.interval = store, interval
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                for job_id, outcome in self.store.sweep():
-                    log.warning("job %s recovered: %s", job_id, outcome)
-            except Exception:  # noqa: BLE001 - Redis may be briefly away; try again next round
-                log.warning("reaper round failed", exc_info=True)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,10 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        reaper = Reaper(store, settings.heartbeat_interval)
+        reaper = Sweeper(store, settings.heartbeat_interval, "bootpig-reaper")
         reaper.start()
         yield
-        reaper.stopped.set()
+        reaper.stop()
 
     app = FastAPI(
         title="BootPIG",
@@ -79,14 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("Redis error on %s: %s", request.url.path, exc)
         return error_response(503, "queue_unavailable", "the job queue is unavailable; retry shortly")
 
-    def load_job(job_id: str, owner: str) -> dict:
+    def load_job(job_id: str, owner: str) -> JobRecord:
         record = store.get(job_id) if len(job_id) <= 64 else None
-        if record is None or record["owner"] != owner:  # another client's job is indistinguishable
+        if record is None or record.owner != owner:  # another client's job is indistinguishable
             raise APIError(404, "not_found", "no such job", "id")
         return record
 
-    def view(record: dict) -> JobView:
-        position = store.position(record.get("rq_id")) if record["status"] == "queued" else None
+    def view(record: JobRecord) -> JobView:
+        position = store.position(record.rq_id) if record.status == "queued" else None
         return job_view(record, position)
 
     @app.get("/", include_in_schema=False)
@@ -148,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise APIError(422, "idempotency_key_reused", message, IDEMPOTENCY_HEADER) from None
         submissions.labels("accepted" if created else "replayed").inc()
         body = view(record).model_dump(mode="json")
-        headers = {"Location": f"/jobs/{record['id']}"}
+        headers = {"Location": f"/jobs/{record.id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return JSONResponse(body, status_code=202 if created else 200, headers=headers)
@@ -166,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def get_image(job_id: str, n: int, owner: str = Depends(owner_of_request)) -> Response:
         """The n-th result image (0-based) of a finished job."""
         record = load_job(job_id, owner)
-        data = store.image(job_id, n) if record["status"] == "finished" and n >= 0 else None
+        data = store.image(job_id, n) if record.status == "finished" and n >= 0 else None
         if data is None:
             raise APIError(404, "not_found", f"job {job_id} has no image {n}", "n")
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
@@ -180,8 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def cancel_job(job_id: str, owner: str = Depends(owner_of_request)) -> JobView:
         """Cancel a queued job now, or a running one at its next denoising step."""
         record = load_job(job_id, owner)
-        if record["status"] in {state.value for state in FINAL_STATES}:
-            raise APIError(409, "already_ended", f"the job already ended ({record['status']})", "id")
+        if record.ended:
+            raise APIError(409, "already_ended", f"the job already ended ({record.status.value})", "id")
         store.cancel(job_id)
         return view(load_job(job_id, owner))
 
