@@ -10,11 +10,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import APIError
 from jobs.record import JobRecord
-from model.config import MAX_REFERENCES, GenerationConfig
+from model.config import MAX_REFERENCES, MODEL_DEFAULTED, GenerationConfig
 
 IMAGES_FIELD = "images"
-# Left to the worker when absent: they depend on the loaded checkpoint (native size, trained pooling).
-MODEL_DEFAULTED = ("height", "width", "pooling")
 
 
 def form_schema() -> dict[str, Any]:
@@ -49,7 +47,7 @@ def form_schema() -> dict[str, Any]:
 
 def parse_generation_fields(fields: dict[str, str], default_segment: str) -> dict[str, Any]:
     """Validate the text fields with GenerationConfig; return the job's parameters (all but the
-    model-dependent defaults, which the worker fills in).
+    model-dependent defaults, which the worker fills in with `resolve_generation_config`).
 
     Blank optional fields (what an HTML form sends for an empty input) count as absent.
     """

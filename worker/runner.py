@@ -20,7 +20,7 @@ from rq.timeouts import JobTimeoutException
 
 from jobs.record import JobStatus
 from jobs.store import JobStore
-from model.config import GenerationConfig
+from model.config import GenerationConfig, resolve_generation_config
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
     try:
         if record is None:
             raise InputsExpired("the job expired before a worker was free; submit it again")
-        config = resolve_config(record.params, rt.pipe)
+        config = resolve_generation_config(record.params, rt.pipe.reference_size, rt.pipe.method.pooling)
         images = load_inputs(rt.store, job_id, record.num_inputs)
         rt.store.set_fields(job_id, {"total": config.steps, "params": config.model_dump_json()})
         result = _generate(rt, job_id, config, images, started, step_times)
@@ -138,15 +138,6 @@ def _generate(rt: WorkerRuntime, job_id: str, config: GenerationConfig, images, 
         return rt.store.cancel_requested(job_id)
 
     return generate(rt.pipe, images, config, rt.segmenters, callback=on_step, should_cancel=should_cancel)
-
-
-def resolve_config(params: dict[str, Any], pipe) -> GenerationConfig:
-    """Fill what the request left to the model (size, pooling) from the loaded checkpoint."""
-    params = dict(params)
-    params.setdefault("height", pipe.reference_size)
-    params.setdefault("width", pipe.reference_size)
-    params.setdefault("pooling", pipe.method.pooling)
-    return GenerationConfig(**params)
 
 
 def load_inputs(store: JobStore, job_id: str, count: int):

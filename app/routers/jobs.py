@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -17,7 +15,7 @@ from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings
 from jobs.record import JobRecord
 from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
-from model.config import MAX_REFERENCES, RANDOM_SEED_RANGE
+from model.config import MAX_REFERENCES, draw_seed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -77,7 +75,7 @@ async def submit(
     idempotency_key = request.headers.get("idempotency-key")
     fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
-        params["seed"] = secrets.randbelow(RANDOM_SEED_RANGE)
+        params["seed"] = draw_seed()
     try:
         record, created = await run_in_threadpool(
             store.create, owner, params, images, idempotency_key, fingerprint

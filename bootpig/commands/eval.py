@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from bootpig.commands.common import add_model_flags
-from model.config import Pooling, Segmenter
+from model.config import MAX_REFERENCES, Pooling, Segmenter
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,10 @@ def register(subparsers) -> None:
     p.add_argument("--prompts", type=int, default=None, help="first N prompts per subject (default: all 25)")
     p.add_argument("--images-per-prompt", type=int, default=d("images_per_prompt"))
     p.add_argument(
-        "--max-refs", type=int, default=d("max_refs"), help="default: all photos of a subject (≤8)"
+        "--max-refs",
+        type=int,
+        default=d("max_refs"),
+        help=f"default: all photos of a subject (≤{MAX_REFERENCES})",
     )
     p.add_argument("--steps", type=int, default=d("steps"))
     p.add_argument("--resolution", type=int, default=d("resolution"), help="default: the model's native size")
