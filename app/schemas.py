@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from app.errors import APIError
 from jobs.record import JobRecord
 from model.config import MAX_REFERENCES, MODEL_DEFAULTED, GenerationConfig
+from model.errors import validation_problems
 
 IMAGES_FIELD = "images"
 
@@ -60,13 +61,7 @@ def parse_generation_fields(fields: dict[str, str], default_segment: str) -> dic
     try:
         config = GenerationConfig.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = first["msg"]
-        if first["type"] == "missing":
-            message = "field required"
-        elif first["type"] == "extra_forbidden":
-            message = "unknown field"
+        field, message = validation_problems(exc)[0]
         raise APIError(422, "invalid", f"{field}: {message}", field) from None
     left_to_model = {name for name in MODEL_DEFAULTED if name not in config.model_fields_set}
     return config.model_dump(mode="json", exclude=left_to_model)

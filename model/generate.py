@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from model.config import GenerationConfig, Segmenter, draw_seed
+from model.errors import SegmenterUnavailable
 from model.pipeline import BootPIGPipeline
 from model.references import ForegroundSegmenter, TracerSegmenter, prepare_references
 
@@ -54,7 +55,9 @@ def generate(
     segmenter = None
     if config.segment is Segmenter.tracer:
         if segmenters is None:
-            raise ValueError("segment=tracer needs TRACER weights; pass segment=none to skip segmentation")
+            raise SegmenterUnavailable(
+                "segment=tracer needs TRACER weights; pass segment=none to skip segmentation"
+            )
         segmenter = segmenters.get()
     references = prepare_references(reference_images, pipe.reference_size, config.segment, segmenter)
     seed = choose_seed(config.seed)

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bootpig.settings import get_settings
+    from model.errors import describe_validation_error
     from model.eval.config import EvalConfig
     from model.eval.run import EvalRequest, parse_shard, run_evaluation
 
@@ -83,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
             negative_prompt=args.negative_prompt,
         )
     except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
+        raise ValueError(describe_validation_error(exc)) from exc
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()] if args.subjects else None
     request = EvalRequest(
         config=config,

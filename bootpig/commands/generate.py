@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bootpig.settings import get_settings, load_served_pipeline
     from model.config import resolve_generation_config
+    from model.errors import describe_validation_error
     from model.generate import SegmenterCache, generate
     from model.references import load_image
 
@@ -73,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = resolve_generation_config(values, pipe.reference_size, pipe.method.pooling)
     except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
+        raise ValueError(describe_validation_error(exc)) from exc
     if not 1 <= len(args.ref) <= MAX_REFERENCES:
         raise ValueError(f"give between 1 and {MAX_REFERENCES} --ref images")
     images = [load_image(path) for path in args.ref]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
 import torch
 from rq.timeouts import JobTimeoutException
 
-from worker.runner import JobTimedOut, human_message
+from model.references import TracerSegmenter
+from worker.errors import JobTimedOut, human_message
 
 
 def test_cuda_out_of_memory_is_explained():
@@ -14,8 +17,10 @@ def test_cuda_out_of_memory_is_explained():
 
 
 def test_paths_are_hidden():
+    # An error of no known cause: the client learns its type and where to look, never its text.
     message = human_message(ValueError("cannot read /srv/models/secret/unet/config.json: bad json"))
-    assert "/srv" not in message and "<path>" in message and message.startswith("generation failed")
+    assert "/srv" not in message and "secret" not in message and message.startswith("generation failed")
+    assert "ValueError" in message and "worker log" in message
 
 
 def test_timeouts_and_unknown_errors():
@@ -25,6 +30,20 @@ def test_timeouts_and_unknown_errors():
     assert "internal error" in message and "0x7f" not in message
 
 
-def test_missing_tracer_weights_suggest_segment_none():
-    message = human_message(FileNotFoundError("TRACER-B7 weights not found at /root/.cache/tracer_b7.pth"))
-    assert "segment=none" in message and "/root" not in message
+def test_missing_tracer_weights_suggest_segment_none(tmp_path):
+    with pytest.raises(FileNotFoundError) as missing:  # what the segmenter raises, typed
+        TracerSegmenter(tmp_path / "root" / ".cache" / "tracer_b7.pth")
+    message = human_message(missing.value)
+    assert "segment=none" in message and str(tmp_path) not in message and "/root" not in message
+
+
+def test_a_worker_without_tracer_weights_fails_the_job_with_that_advice(service, photo_bytes, poll):
+    """The service stack's worker has no TRACER weights: a segment=tracer job fails with the typed message."""
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        files = [("images", ("ref.jpg", photo_bytes[0], "image/jpeg"))]
+        fields = {"prompt": "a dog", "steps": "2", "segment": "tracer"}
+        response = client.post("/generate", data=fields, files=files)
+        assert response.status_code == 202, response.text
+        job = poll(client, response.json()["id"])
+    assert job["status"] == "failed" and "segment=none" in job["error"]
+    assert "no-tracer-weights" not in job["error"] and "/" not in job["error"]
