@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import torch
 from rq.timeouts import JobTimeoutException
@@ -35,15 +34,3 @@ def test_missing_tracer_weights_suggest_segment_none(tmp_path):
         TracerSegmenter(tmp_path / "root" / ".cache" / "tracer_b7.pth")
     message = human_message(missing.value)
     assert "segment=none" in message and str(tmp_path) not in message and "/root" not in message
-
-
-def test_a_worker_without_tracer_weights_fails_the_job_with_that_advice(service, photo_bytes, poll):
-    """The service stack's worker has no TRACER weights: a segment=tracer job fails with the typed message."""
-    with httpx.Client(base_url=service.url, timeout=30) as client:
-        files = [("images", ("ref.jpg", photo_bytes[0], "image/jpeg"))]
-        fields = {"prompt": "a dog", "steps": "2", "segment": "tracer"}
-        response = client.post("/generate", data=fields, files=files)
-        assert response.status_code == 202, response.text
-        job = poll(client, response.json()["id"])
-    assert job["status"] == "failed" and "segment=none" in job["error"]
-    assert "no-tracer-weights" not in job["error"] and "/" not in job["error"]
