@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import APIError
-from model.config import MAX_REFERENCES, GenerationConfig
+from jobs.record import JobRecord
+from model.config import MAX_REFERENCES, MODEL_DEFAULTED, GenerationConfig
+from model.errors import validation_problems
 
 IMAGES_FIELD = "images"
-# Left to the worker when absent: they depend on the loaded checkpoint (native size, trained pooling).
-MODEL_DEFAULTED = ("height", "width", "pooling")
 
 
 def form_schema() -> dict[str, Any]:
@@ -48,7 +48,7 @@ def form_schema() -> dict[str, Any]:
 
 def parse_generation_fields(fields: dict[str, str], default_segment: str) -> dict[str, Any]:
     """Validate the text fields with GenerationConfig; return the job's parameters (all but the
-    model-dependent defaults, which the worker fills in).
+    model-dependent defaults, which the worker fills in with `resolve_generation_config`).
 
     Blank optional fields (what an HTML form sends for an empty input) count as absent.
     """
@@ -61,13 +61,7 @@ def parse_generation_fields(fields: dict[str, str], default_segment: str) -> dic
     try:
         config = GenerationConfig.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = first["msg"]
-        if first["type"] == "missing":
-            message = "field required"
-        elif first["type"] == "extra_forbidden":
-            message = "unknown field"
+        field, message = validation_problems(exc)[0]
         raise APIError(422, "invalid", f"{field}: {message}", field) from None
     left_to_model = {name for name in MODEL_DEFAULTED if name not in config.model_fields_set}
     return config.model_dump(mode="json", exclude=left_to_model)
@@ -106,18 +100,15 @@ def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def job_view(record: dict[str, Any], position: int | None) -> JobView:
-    job_id = record["id"]
-    created, started, finished = record["created_at"], record["started_at"], record["finished_at"]
-    status = record["status"]
-    images = (
-        [f"/jobs/{job_id}/images/{n}" for n in range(record["num_images"])] if status == "finished" else []
-    )
+def job_view(record: JobRecord, position: int | None) -> JobView:
+    job_id, status = record.id, record.status.value
+    created, started, finished = record.created_at, record.started_at, record.finished_at
+    images = [f"/jobs/{job_id}/images/{n}" for n in range(record.num_images)] if status == "finished" else []
     return JobView(
         id=job_id,
         status=status,
         position=position if status == "queued" else None,
-        progress=Progress(step=record["step"], total=record["total"]),
+        progress=Progress(step=record.step, total=record.total),
         timings=Timings(
             created_at=_time(created),
             started_at=_time(started),
@@ -125,10 +116,10 @@ def job_view(record: dict[str, Any], position: int | None) -> JobView:
             queued_seconds=None if started is None else round(started - created, 4),
             run_seconds=None if started is None or finished is None else round(finished - started, 4),
         ),
-        params=record["params"],
-        attempt=record["attempt"],
-        cancel_requested=record["cancel"] and status == "started",
-        error=record.get("error") or None,
+        params=record.params,
+        attempt=record.attempt,
+        cancel_requested=record.cancel and status == "started",
+        error=record.error,
         images=images,
         links={"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}"},
     )
