@@ -55,8 +55,9 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
 
-# A job's payload for its webhook: (job status, JSON body), or None when the job no longer exists.
-PayloadSource = Callable[[str], tuple[str, bytes] | None]
+# A job as its webhook reports it: (job status, the job as GET /jobs/{id} shows it), or None when the job
+# no longer exists.
+PayloadSource = Callable[[str], tuple[str, dict[str, Any]] | None]
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -85,10 +86,15 @@ class WebhookQueue:
     def due_key(self) -> str:
         return f"{self.prefix}webhooks:due"
 
-    def register(self, job_id: str, url: str, pipe: redis.client.Pipeline | None = None) -> None:
-        """Remember the webhook of a new job (call it in the pipeline that creates the job)."""
+    def register(
+        self, job_id: str, url: str, base_url: str = "", pipe: redis.client.Pipeline | None = None
+    ) -> None:
+        """Remember the webhook of a new job (call it in the pipeline that creates the job).
+
+        `base_url` (how the client reached the API) makes the payload's image URLs absolute."""
         target = pipe if pipe is not None else self.redis
-        target.hset(self.key(job_id), mapping={"url": url, "state": "waiting", "attempts": 0})
+        mapping = {"url": url, "base_url": base_url, "state": "waiting", "attempts": 0}
+        target.hset(self.key(job_id), mapping=mapping)
         target.expire(self.key(job_id), self.settings.input_ttl + self.settings.result_ttl)
         target.sadd(self.watch_key, job_id)
 
@@ -129,14 +135,29 @@ class WebhookQueue:
             pipe.execute()
 
     def status(self, job_id: str) -> dict[str, Any] | None:
-        """What a client sees: url, state and every attempt so far (None when the job has no webhook)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.key(job_id), "url", "state")
-            pipe.lrange(self.log_key(job_id), 0, -1)
-            (url, state), attempts = pipe.execute()
-        if url is None:
-            return None
-        return {"url": _text(url), "state": _text(state), "attempts": [json.loads(a) for a in attempts]}
+        return webhook_status(self.redis, self.prefix, job_id)
+
+
+def webhook_status(connection: redis.Redis, prefix: str, job_id: str) -> dict[str, Any] | None:
+    """What a client sees: url, state and every attempt so far (None when the job has no webhook)."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hmget(f"{prefix}job:{job_id}:webhook", "url", "state")
+        pipe.lrange(f"{prefix}job:{job_id}:webhook:log", 0, -1)
+        (url, state), attempts = pipe.execute()
+    if url is None:
+        return None
+    return {"url": _text(url), "state": _text(state), "attempts": [json.loads(a) for a in attempts]}
+
+
+def webhook_body(job: dict[str, Any], base_url: str) -> bytes:
+    """The delivery's JSON: the job as the API shows it, its URLs made absolute when the base is known."""
+    base = base_url.rstrip("/")
+    if base:
+        job = job | {
+            "images": [base + url for url in job.get("images", [])],
+            "links": {name: base + url for name, url in job.get("links", {}).items()},
+        }
+    return json.dumps(job, separators=(",", ":")).encode()
 
 
 class WebhookDispatcher(threading.Thread):
@@ -178,9 +199,10 @@ class WebhookDispatcher(threading.Thread):
             if found is None:
                 self.queue.forget(job_id)  # the job expired before it ended; nothing to tell
                 continue
-            status, body = found
+            status, job = found
             if status in ENDED:
-                self.queue.arm(job_id, f"job.{status}", body)
+                base_url = _text(self.queue.redis.hget(self.queue.key(job_id), "base_url")) or ""
+                self.queue.arm(job_id, f"job.{status}", webhook_body(job, base_url))
 
     def attempt(self, job_id: str) -> None:
         delivery = self.queue.delivery(job_id)

@@ -46,18 +46,28 @@ def run_until(dispatcher: WebhookDispatcher, done, timeout: float = 20.0) -> Non
 
 def test_signed_delivery_is_retried_after_two_failures(queue):
     receiver, server = start_receiver(fail_first=2)
-    jobs = {"j1": ("started", b"")}
+    jobs = {"j1": ("started", {})}
     dispatcher = WebhookDispatcher(queue, jobs.get)
     try:
-        queue.register("j1", receiver.url)
+        queue.register("j1", receiver.url, base_url="http://api.example:8000")
         dispatcher.run_once()
         assert receiver.requests == [] and queue.status("j1")["state"] == "waiting"  # job still running
-        body = json.dumps({"id": "j1", "status": "finished"}).encode()
-        jobs["j1"] = ("finished", body)
+        job = {
+            "id": "j1",
+            "status": "finished",
+            "images": ["/jobs/j1/images/0"],
+            "links": {"self": "/jobs/j1"},
+        }
+        jobs["j1"] = ("finished", job)
         run_until(dispatcher, lambda: queue.status("j1")["state"] == "delivered")
     finally:
         server.shutdown()
     assert [r.answered for r in receiver.requests] == [500, 500, 200]
+    body = receiver.requests[0].body
+    assert json.loads(body) == job | {
+        "images": ["http://api.example:8000/jobs/j1/images/0"],
+        "links": {"self": "http://api.example:8000/jobs/j1"},
+    }
     for request in receiver.requests:
         assert request.body == body
         assert verify(SECRET, request.headers[TIMESTAMP_HEADER], request.headers[SIGNATURE_HEADER], body)
@@ -71,7 +81,7 @@ def test_signed_delivery_is_retried_after_two_failures(queue):
 
 def test_delivery_gives_up_after_max_attempts(queue):
     receiver, server = start_receiver(fail_first=100)
-    dispatcher = WebhookDispatcher(queue, {"j2": ("failed", b"{}")}.get)
+    dispatcher = WebhookDispatcher(queue, {"j2": ("failed", {})}.get)
     try:
         queue.register("j2", receiver.url)
         run_until(dispatcher, lambda: queue.status("j2")["state"] == "failed")
@@ -83,7 +93,7 @@ def test_delivery_gives_up_after_max_attempts(queue):
 
 def test_an_address_refused_at_delivery_time_is_not_retried(queue):
     """The guard runs again for each attempt: an allow-list removed meanwhile (or DNS changed) stops it."""
-    dispatcher = WebhookDispatcher(queue, {"j3": ("finished", b"{}")}.get)
+    dispatcher = WebhookDispatcher(queue, {"j3": ("finished", {})}.get)
     queue.register("j3", "http://10.9.9.9:9/hook")  # the allow-list names 127.0.0.1 only
     run_until(dispatcher, lambda: queue.status("j3")["state"] == "failed")
     (attempt,) = queue.status("j3")["attempts"]
