@@ -19,8 +19,8 @@ import time
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from bootpig.settings import Settings, load_served_pipeline
 from app.notify import start_dispatcher
+from bootpig.settings import Settings, load_served_pipeline
 from jobs.events import JobEvents
 from jobs.store import JobStore, connect
 from jobs.sweeper import Sweeper
