@@ -26,6 +26,7 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_DB = int(os.environ.get("BOOTPIG_TEST_REDIS_DB", "13"))
 START_TIMEOUT = 90.0
+WEBHOOK_SECRET = "test-webhook-secret"
 
 
 def free_port() -> int:
@@ -172,8 +173,14 @@ def make_stack(redis_url, tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def service(make_stack) -> Stack:
-    """The shared stack: one API and one worker (steps slowed a little so progress can be watched)."""
-    stack = make_stack(worker_step_delay=0.02)
+    """The shared stack: one API and one worker (steps slowed a little so progress can be watched), webhooks
+    signed with `WEBHOOK_SECRET`, allowed to reach receivers on 127.0.0.1 and retried quickly."""
+    stack = make_stack(
+        worker_step_delay=0.02,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_allow_hosts="127.0.0.1",
+        webhook_retry_delay=0.2,
+    )
     stack.start_worker(wait=False)
     stack.start_api()
     stack.wait_for_worker(next(iter(stack.workers)))
