@@ -29,6 +29,7 @@ from bootpig.settings import Settings
 
 PREPARE_SUBJECT = "worker.subjects.prepare_subject"
 LIST_LIMIT = 200
+PREPARE_GRACE = 60.0
 
 
 class SubjectStatus(str, Enum):
@@ -110,7 +111,18 @@ class SubjectStore:
         for name in ("created_at", "last_used_at", "prepared_at"):
             record[name] = float(record[name]) if record.get(name) else None
         record["expires_in"] = max(0, self.redis.ttl(self.key(subject_id)))
+        if record["status"] == SubjectStatus.preparing.value and time.time() > record["created_at"] + (
+            self.preparation_deadline
+        ):
+            record["status"] = SubjectStatus.failed.value
+            record["error"] = "the preparation did not finish (its worker may have stopped); create it again"
         return record
+
+    @property
+    def preparation_deadline(self) -> float:
+        """Seconds after which a subject still `preparing` is reported failed: its prepare job waits at most
+        for one running job (it is queued at the front) and then runs under the same time limit."""
+        return 2 * self.settings.job_timeout + PREPARE_GRACE
 
     def list(self, owner: str) -> list[dict[str, Any]]:
         """The owner's subjects, newest first; ids whose subject expired are dropped on the way."""
