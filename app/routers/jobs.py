@@ -54,9 +54,12 @@ def view(store: JobStore, record: JobRecord) -> JobView:
         401: {"description": "Missing or invalid API key"},
         413: {"description": "A file, the pixel count or the request is over its limit"},
         415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
+        404: {"description": "`subject_id` names no subject of the caller"},
+        409: {"description": "The subject is not ready (`subject_not_ready`: still preparing, or failed)"},
         422: {
-            "description": "A field is missing, malformed or out of range (`error.field` names it), "
-            "or the Idempotency-Key was already used for a different request"
+            "description": "A field is missing, malformed or out of range (`error.field` names it), both or "
+            "neither of `images` and `subject_id`, a refused `webhook` (`unsafe_webhook`, "
+            "`webhooks_disabled`), or the Idempotency-Key was already used for a different request"
         },
         429: {"description": "The queue is full"},
     },
