@@ -10,11 +10,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import APIError
 from jobs.record import JobRecord
-from model.config import MAX_REFERENCES, GenerationConfig
+from model.config import MAX_REFERENCES, MODEL_DEFAULTED, GenerationConfig
+from model.errors import validation_problems
 
 IMAGES_FIELD = "images"
-# Left to the worker when absent: they depend on the loaded checkpoint (native size, trained pooling).
-MODEL_DEFAULTED = ("height", "width", "pooling")
 
 
 def form_schema() -> dict[str, Any]:
@@ -62,7 +61,7 @@ def form_schema() -> dict[str, Any]:
 
 def parse_generation_fields(fields: dict[str, str], default_segment: str) -> dict[str, Any]:
     """Validate the text fields with GenerationConfig; return the job's parameters (all but the
-    model-dependent defaults, which the worker fills in).
+    model-dependent defaults, which the worker fills in with `resolve_generation_config`).
 
     Blank optional fields (what an HTML form sends for an empty input) count as absent.
     """
@@ -75,13 +74,7 @@ def parse_generation_fields(fields: dict[str, str], default_segment: str) -> dic
     try:
         config = GenerationConfig.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = first["msg"]
-        if first["type"] == "missing":
-            message = "field required"
-        elif first["type"] == "extra_forbidden":
-            message = "unknown field"
+        field, message = validation_problems(exc)[0]
         raise APIError(422, "invalid", f"{field}: {message}", field) from None
     left_to_model = {name for name in MODEL_DEFAULTED if name not in config.model_fields_set}
     return config.model_dump(mode="json", exclude=left_to_model)

@@ -6,7 +6,10 @@ so a number is never written twice.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,3 +84,25 @@ class MethodConfig(BaseModel):
 def field_default(model: type[BaseModel], name: str):
     """Default value of a field, so callers (argparse, forms) never restate it."""
     return model.model_fields[name].default
+
+
+# Request fields whose default depends on the loaded checkpoint (its native size, its trained pooling).
+MODEL_DEFAULTED = ("height", "width", "pooling")
+
+
+def draw_seed() -> int:
+    """A fresh seed for a request that gives none; callers return it so the result can be reproduced."""
+    return secrets.randbelow(RANDOM_SEED_RANGE)
+
+
+def resolve_generation_config(
+    values: Mapping[str, Any], native_size: int, native_pooling: Pooling | str
+) -> GenerationConfig:
+    """The one place where a request's model-dependent defaults are filled in (worker, CLI, eval).
+
+    `values` are GenerationConfig fields; height, width or pooling that are absent or None take the
+    checkpoint's native size and pooling (`pipe.reference_size`, `pipe.method.pooling`).
+    """
+    model_defaults = {"height": native_size, "width": native_size, "pooling": native_pooling}
+    given = {name: value for name, value in values.items() if not (name in MODEL_DEFAULTED and value is None)}
+    return GenerationConfig.model_validate(model_defaults | given)

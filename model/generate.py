@@ -5,7 +5,6 @@ The CLI and the queue worker both call `generate`, so a request means the same t
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.config import RANDOM_SEED_RANGE, GenerationConfig, Segmenter
+from model.config import GenerationConfig, Segmenter, draw_seed
+from model.errors import SegmenterUnavailable
 from model.pipeline import BootPIGPipeline
 from model.references import ForegroundSegmenter, TracerSegmenter, prepare_references
 
@@ -27,7 +27,7 @@ class GenerationResult:
 
 def choose_seed(seed: int | None) -> int:
     """The request's seed, or a fresh random one that is returned so the result can be reproduced."""
-    return seed if seed is not None else secrets.randbelow(RANDOM_SEED_RANGE)
+    return seed if seed is not None else draw_seed()
 
 
 class SegmenterCache:
@@ -55,7 +55,9 @@ def generate(
     segmenter = None
     if config.segment is Segmenter.tracer:
         if segmenters is None:
-            raise ValueError("segment=tracer needs TRACER weights; pass segment=none to skip segmentation")
+            raise SegmenterUnavailable(
+                "segment=tracer needs TRACER weights; pass segment=none to skip segmentation"
+            )
         segmenter = segmenters.get()
     references = prepare_references(reference_images, pipe.reference_size, config.segment, segmenter)
     seed = choose_seed(config.seed)

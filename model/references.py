@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageOps
 
 from model.config import Segmenter
+from model.errors import SegmenterUnavailable
 
 WHITE = (255, 255, 255)
 MASK_THRESHOLD = 128
@@ -65,7 +66,7 @@ class TracerSegmenter:
     def __init__(self, weights_path: str | Path, device: str | torch.device = "cpu", input_size: int = 640):
         weights_path = Path(weights_path).expanduser()
         if not weights_path.is_file():
-            raise FileNotFoundError(
+            raise SegmenterUnavailable(
                 f"TRACER-B7 weights not found at {weights_path}. Download tracer_b7.pth (carvekit) to that "
                 "path, set BOOTPIG_TRACER_WEIGHTS, or choose segment=none."
             )

@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-from rq.timeouts import JobTimeoutException
-
 from jobs.events import JobEvents
 from jobs.record import JobStatus
 from jobs.store import JobStore
-from model.config import GenerationConfig
+from model.config import GenerationConfig, resolve_generation_config
+from model.errors import UserFacingError
+from worker.errors import InputsExpired, JobTimedOut, UnreadableReference, human_message
 
 log = logging.getLogger(__name__)
-
-
-class JobTimedOut(RuntimeError):
-    """Raised at a denoising step once the job has used up `job_timeout`."""
 
 
 @dataclass
@@ -104,7 +98,7 @@ def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
     try:
         if record is None:
             raise InputsExpired("the job expired before a worker was free; submit it again")
-        config = resolve_config(record.params, rt.pipe)
+        config = resolve_generation_config(record.params, rt.pipe.reference_size, rt.pipe.method.pooling)
         images = load_inputs(rt.store, job_id, record.num_inputs)
         rt.store.set_fields(job_id, {"total": config.steps, "params": config.model_dump_json()})
         result = _generate(rt, job_id, config, images, started, step_times)
@@ -113,7 +107,8 @@ def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
         return JobStatus.canceled.value
     except Exception as exc:  # noqa: BLE001 - every error must become a failed job, never a dead worker
         message = human_message(exc)
-        log.warning("job %s failed: %s", job_id, message, exc_info=not isinstance(exc, JobTimedOut))
+        known = isinstance(exc, UserFacingError)  # the operator's text (it may name paths) suffices
+        log.warning("job %s failed: %s", job_id, exc if known else message, exc_info=not known)
         _release_gpu_memory()
         rt.store.fail(job_id, attempt, rt.name, message)
         return JobStatus.failed.value
@@ -150,59 +145,25 @@ def _generate(rt: WorkerRuntime, job_id: str, config: GenerationConfig, images, 
     return generate(rt.pipe, images, config, rt.segmenters, callback=on_step, should_cancel=should_cancel)
 
 
-def resolve_config(params: dict[str, Any], pipe) -> GenerationConfig:
-    """Fill what the request left to the model (size, pooling) from the loaded checkpoint."""
-    params = dict(params)
-    params.setdefault("height", pipe.reference_size)
-    params.setdefault("width", pipe.reference_size)
-    params.setdefault("pooling", pipe.method.pooling)
-    return GenerationConfig(**params)
-
-
 def load_inputs(store: JobStore, job_id: str, count: int):
     from model.references import load_image
 
     blobs = store.inputs(job_id, count)
     if not blobs or any(blob is None for blob in blobs):
         raise InputsExpired("the uploaded images expired before a worker was free; submit the job again")
-    return [load_image(blob) for blob in blobs]
-
-
-class InputsExpired(RuntimeError):
-    pass
+    images = []
+    for index, blob in enumerate(blobs):
+        try:
+            images.append(load_image(blob))
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means the same to the client
+            raise UnreadableReference(f"reference image {index} cannot be read") from exc
+    return images
 
 
 def encode_png(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:~|\.{0,2})?(?:/[\w.@+-]+){2,}/?")
-
-
-def human_message(exc: BaseException) -> str:
-    """A short message for the client: no stack trace, no file system paths."""
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return "the GPU ran out of memory for this request; try fewer or smaller images, or retry later"
-    if isinstance(exc, JobTimedOut | InputsExpired):
-        return str(exc)
-    if isinstance(exc, JobTimeoutException):  # RQ's backstop, when a step itself hangs
-        return "the job took longer than the time limit and was stopped"
-    if isinstance(exc, FileNotFoundError) and "TRACER" in str(exc):
-        return (
-            "segment=tracer is not available on this worker (its TRACER-B7 weights are not installed); "
-            "submit with segment=none or ask the operator to install the weights"
-        )
-    if isinstance(exc, ValidationError):
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return f"invalid parameters: {problems}"
-    if isinstance(exc, ValueError | OSError):
-        text = _PATH.sub("<path>", str(exc)).strip().splitlines()
-        return f"generation failed: {text[0][:300]}" if text else "generation failed"
-    return f"generation failed because of an internal error ({type(exc).__name__}); see the worker log"
 
 
 def _release_gpu_memory() -> None:

@@ -12,7 +12,8 @@ import logging
 import time
 
 from jobs.subjects import SubjectStore
-from worker.runner import human_message, runtime
+from worker.errors import human_message
+from worker.runner import runtime
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -20,7 +18,7 @@ from jobs.events import JobEvents
 from jobs.record import JobRecord
 from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
 from jobs.webhooks.delivery import WebhookQueue, webhook_status
-from model.config import MAX_REFERENCES, RANDOM_SEED_RANGE, Segmenter
+from model.config import MAX_REFERENCES, Segmenter, draw_seed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -102,7 +100,7 @@ async def submit(
             webhooks.register(job_id, webhook, base_url, pipe)
 
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
-        params["seed"] = secrets.randbelow(RANDOM_SEED_RANGE)
+        params["seed"] = draw_seed()
     try:
         record, created = await run_in_threadpool(
             store.create, owner, params, images, idempotency_key, fingerprint, extra, register_webhook

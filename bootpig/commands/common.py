@@ -22,3 +22,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=settings.device, help="auto, cuda, cuda:N or cpu")
     parser.add_argument("--dtype", default=settings.dtype, help="auto, fp16, bf16 or fp32")
+
+
+def add_listen_flags(parser: argparse.ArgumentParser, what: str = "listen") -> None:
+    """`--host H --port P` of the API; None when absent, so the caller falls back to the settings."""
+    parser.add_argument("--host", default=None, help=f"{what} address (default: BOOTPIG_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help=f"{what} port (default: BOOTPIG_PORT, 8000)")

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from bootpig.commands.common import add_model_flags
-from model.config import Pooling, Segmenter
+from model.config import MAX_REFERENCES, Pooling, Segmenter
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,10 @@ def register(subparsers) -> None:
     p.add_argument("--prompts", type=int, default=None, help="first N prompts per subject (default: all 25)")
     p.add_argument("--images-per-prompt", type=int, default=d("images_per_prompt"))
     p.add_argument(
-        "--max-refs", type=int, default=d("max_refs"), help="default: all photos of a subject (≤8)"
+        "--max-refs",
+        type=int,
+        default=d("max_refs"),
+        help=f"default: all photos of a subject (≤{MAX_REFERENCES})",
     )
     p.add_argument("--steps", type=int, default=d("steps"))
     p.add_argument("--resolution", type=int, default=d("resolution"), help="default: the model's native size")
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bootpig.settings import get_settings
+    from model.errors import describe_validation_error
     from model.eval.config import EvalConfig
     from model.eval.run import EvalRequest, parse_shard, run_evaluation
 
@@ -80,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
             negative_prompt=args.negative_prompt,
         )
     except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
+        raise ValueError(describe_validation_error(exc)) from exc
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()] if args.subjects else None
     request = EvalRequest(
         config=config,

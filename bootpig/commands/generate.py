@@ -6,14 +6,16 @@ import argparse
 from pathlib import Path
 
 from bootpig.commands.common import add_model_flags
-from model.config import GenerationConfig, Pooling, Segmenter, field_default
+from model.config import MAX_REFERENCES, GenerationConfig, Pooling, Segmenter, field_default
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate images of a referenced object (no server needed)")
     add_model_flags(p)
     d = lambda name: field_default(GenerationConfig, name)  # noqa: E731
-    p.add_argument("--ref", action="append", required=True, help="reference photo (repeat, 1-8)")
+    p.add_argument(
+        "--ref", action="append", required=True, help=f"reference photo (repeat, 1-{MAX_REFERENCES})"
+    )
     p.add_argument("--prompt", required=True)
     p.add_argument("--reference-prompt", default=d("reference_prompt"), help="default: the prompt")
     p.add_argument("--negative-prompt", default=d("negative_prompt"))
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bootpig.settings import get_settings, load_served_pipeline
+    from model.config import resolve_generation_config
+    from model.errors import describe_validation_error
     from model.generate import SegmenterCache, generate
     from model.references import load_image
 
@@ -53,27 +57,26 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"model": args.model, "checkpoint": args.bootpig, "device": args.device, "dtype": args.dtype}
     pipe, info = load_served_pipeline(settings.model_copy(update=overrides))
     pipe.set_progress_bar_config(disable=False, desc="denoising")
+    values = {
+        "prompt": args.prompt,
+        "reference_prompt": args.reference_prompt,
+        "negative_prompt": args.negative_prompt,
+        "num_images": args.num_images,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance_image": args.guidance_image,
+        "guidance_text": args.guidance_text,
+        "height": args.height,
+        "width": args.width,
+        "pooling": args.pooling,
+        "segment": args.segment or settings.segment,
+    }
     try:
-        config = GenerationConfig(
-            prompt=args.prompt,
-            reference_prompt=args.reference_prompt,
-            negative_prompt=args.negative_prompt,
-            num_images=args.num_images,
-            seed=args.seed,
-            steps=args.steps,
-            guidance_image=args.guidance_image,
-            guidance_text=args.guidance_text,
-            height=args.height or pipe.reference_size,
-            width=args.width or pipe.reference_size,
-            pooling=args.pooling or pipe.method.pooling,
-            segment=args.segment or settings.segment,
-        )
+        config = resolve_generation_config(values, pipe.reference_size, pipe.method.pooling)
     except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
-    if not 1 <= len(args.ref) <= 8:
-        raise ValueError("give between 1 and 8 --ref images")
+        raise ValueError(describe_validation_error(exc)) from exc
+    if not 1 <= len(args.ref) <= MAX_REFERENCES:
+        raise ValueError(f"give between 1 and {MAX_REFERENCES} --ref images")
     images = [load_image(path) for path in args.ref]
     segmenters = SegmenterCache(args.tracer_weights or settings.tracer_weights, info.device)
     result = generate(pipe, images, config, segmenters)

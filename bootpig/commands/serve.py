@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bootpig.commands.common import add_listen_flags
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -11,8 +13,7 @@ def register(subparsers) -> None:
         help="run the HTTP API (needs Redis; jobs run on `bootpig worker`)",
         description="Serve the API and the web page. Generation runs on workers; see docs/service.md.",
     )
-    p.add_argument("--host", default=None, help="listen address (default: BOOTPIG_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="listen port (default: BOOTPIG_PORT, 8000)")
+    add_listen_flags(p)
     p.set_defaults(func=run)
 
 

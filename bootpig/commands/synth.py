@@ -98,6 +98,7 @@ def caption_source(args: argparse.Namespace, settings: SynthSettings, device, dt
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from model.errors import describe_validation_error
     from model.loading import resolve_device, resolve_dtype
     from model.synth.config import MaskFilter
     from model.synth.run import RenderSettings, ensure_captions, parse_shard, synthesize
@@ -119,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
             black_level=settings.mask.black_level,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(problems) from exc
+        raise ValueError(describe_validation_error(exc)) from exc
     if not args.model and not args.captions_only:
         raise ValueError("give --model (a text-to-image hub id or folder) or set BOOTPIG_MODEL")
     device = resolve_device(args.device)

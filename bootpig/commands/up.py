@@ -17,6 +17,8 @@ import sys
 import time
 from urllib.parse import urlparse
 
+from bootpig.commands.common import add_listen_flags
+
 log = logging.getLogger("bootpig.up")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -27,8 +29,7 @@ def register(subparsers) -> None:
         help="start Redis (if needed), the API and one worker",
         description="Run the whole service here. Settings as for `serve` and `worker` (docs/service.md).",
     )
-    p.add_argument("--host", default=None, help="API listen address (default: BOOTPIG_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="API listen port (default: BOOTPIG_PORT, 8000)")
+    add_listen_flags(p, "API listen")
     p.add_argument(
         "--stop-timeout",
         type=float,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,14 @@ import httpx
 import pytest
 import redis
 from PIL import Image
+from service_http import free_port
+
+from bootpig.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_DB = int(os.environ.get("BOOTPIG_TEST_REDIS_DB", "13"))
 START_TIMEOUT = 90.0
 WEBHOOK_SECRET = "test-webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +74,12 @@ class Stack:
         self.processes: list[subprocess.Popen] = []
         self.workers: dict[str, subprocess.Popen] = {}
         self.url = ""
+
+    def settings(self, **overrides: object) -> Settings:
+        """Settings for a store or an in-process app on this stack's Redis, prefix and queue."""
+        return Settings(
+            redis_url=self.env["REDIS_URL"], key_prefix=self.prefix, queue_name=self.queue, **overrides
+        )
 
     def _spawn(self, args: list[str], log_name: str, env: dict) -> subprocess.Popen:
         log = open(self.log_dir / log_name, "ab")

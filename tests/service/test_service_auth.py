@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from service_http import submit as submit_job
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,7 @@ def client_for(url: str, key: str | None, bearer: bool = False) -> httpx.Client:
 
 
 def submit(client: httpx.Client, photo: bytes, **headers) -> httpx.Response:
-    files = [("images", ("ref.jpg", photo, "image/jpeg"))]
-    return client.post("/generate", data={"prompt": "a dog", "steps": "2"}, files=files, headers=headers)
+    return submit_job(client, [photo], headers=headers)
 
 
 def test_missing_or_wrong_key_is_401(keyed_url, photo_bytes):

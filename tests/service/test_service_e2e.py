@@ -8,14 +8,7 @@ import io
 import httpx
 import pytest
 from PIL import Image
-
-
-def submit(
-    client: httpx.Client, photos: list[bytes], headers: dict | None = None, **fields
-) -> httpx.Response:
-    files = [("images", (f"ref{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-    data = {"prompt": "a dog on the beach", "steps": "2", "segment": "none", **fields}
-    return client.post("/generate", data={k: str(v) for k, v in data.items()}, files=files, headers=headers)
+from service_http import submit
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from service_http import submit as submit_job
 
 STEP_DELAY = 0.05  # seconds added to each ~10 ms tiny-model step
 HEARTBEAT_TTL = 2.0  # the stacks' heartbeat: interval 0.5 s, ttl 2 s
@@ -39,8 +40,7 @@ def ensure_workers(stack, count: int) -> list[str]:
 
 
 def submit(client, photo: bytes, steps: int) -> str:
-    files = [("images", ("ref.jpg", photo, "image/jpeg"))]
-    response = client.post("/generate", data={"prompt": "a dog", "steps": str(steps)}, files=files)
+    response = submit_job(client, [photo], steps=steps)
     assert response.status_code == 202, response.text
     return response.json()["id"]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from rq.timeouts import JobTimeoutException
 
-from worker.runner import JobTimedOut, human_message
+from model.references import TracerSegmenter
+from worker.errors import JobTimedOut, human_message
 
 
 def test_cuda_out_of_memory_is_explained():
@@ -14,8 +16,10 @@ def test_cuda_out_of_memory_is_explained():
 
 
 def test_paths_are_hidden():
+    # An error of no known cause: the client learns its type and where to look, never its text.
     message = human_message(ValueError("cannot read /srv/models/secret/unet/config.json: bad json"))
-    assert "/srv" not in message and "<path>" in message and message.startswith("generation failed")
+    assert "/srv" not in message and "secret" not in message and message.startswith("generation failed")
+    assert "ValueError" in message and "worker log" in message
 
 
 def test_timeouts_and_unknown_errors():
@@ -25,6 +29,8 @@ def test_timeouts_and_unknown_errors():
     assert "internal error" in message and "0x7f" not in message
 
 
-def test_missing_tracer_weights_suggest_segment_none():
-    message = human_message(FileNotFoundError("TRACER-B7 weights not found at /root/.cache/tracer_b7.pth"))
-    assert "segment=none" in message and "/root" not in message
+def test_missing_tracer_weights_suggest_segment_none(tmp_path):
+    with pytest.raises(FileNotFoundError) as missing:  # what the segmenter raises, typed
+        TracerSegmenter(tmp_path / "root" / ".cache" / "tracer_b7.pth")
+    message = human_message(missing.value)
+    assert "segment=none" in message and str(tmp_path) not in message and "/root" not in message

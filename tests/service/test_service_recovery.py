@@ -15,7 +15,6 @@ import pytest
 import redis
 
 from app.schemas import parse_generation_fields
-from bootpig.settings import Settings
 from jobs.store import JobStore, connect
 
 HEARTBEAT_TTL = 2.0  # the stacks' heartbeat: interval 0.5 s, ttl 2 s
@@ -29,13 +28,7 @@ def stack(make_stack):
 
 @pytest.fixture(scope="module")
 def store(stack) -> JobStore:
-    settings = Settings(
-        redis_url=stack.env["REDIS_URL"],
-        key_prefix=stack.prefix,
-        queue_name=stack.queue,
-        heartbeat_interval=0.5,
-        heartbeat_ttl=HEARTBEAT_TTL,
-    )
+    settings = stack.settings(heartbeat_interval=0.5, heartbeat_ttl=HEARTBEAT_TTL)
     return JobStore(connect(settings), settings)
 
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from service_http import submit as post
 
 from app.main import create_app
-from bootpig.settings import Settings
 from jobs.store import JobStore, connect
 
 LIMITS = {"max_file_bytes": 200_000, "max_request_bytes": 500_000, "max_image_pixels": 1_000_000}
@@ -44,12 +44,6 @@ def padded(data: bytes, nbytes: int) -> bytes:
     return data + bytes(max(0, nbytes - len(data)))
 
 
-def post(client, images, **fields) -> httpx.Response:
-    files = [("images", (f"f{i}", data, "application/octet-stream")) for i, data in enumerate(images)]
-    data = {"prompt": "a dog", "steps": "2", "segment": "none", **fields}
-    return client.post("/generate", data={k: str(v) for k, v in data.items()}, files=files or None)
-
-
 def assert_error(response: httpx.Response, status: int, field: str | None, code: str | None = None) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -63,9 +57,7 @@ def assert_error(response: httpx.Response, status: int, field: str | None, code:
 
 def in_process_client(service, **settings: object) -> TestClient:
     """The API app in this process, on the stack's Redis prefix and queue (its worker runs the jobs)."""
-    config = Settings(
-        redis_url=service.env["REDIS_URL"], key_prefix=service.prefix, queue_name=service.queue, **settings
-    )
+    config = service.settings(**settings)
     app = create_app(config, store=JobStore(connect(config), config))
     return TestClient(app, raise_server_exceptions=False)  # answer 500s as a real server would
 
