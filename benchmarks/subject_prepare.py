@@ -44,6 +44,15 @@ def timed(*functions, repeats: int) -> list[float]:
     return [statistics.median(samples) for samples in times]
 
 
+def gflop(function) -> float:
+    """Floating-point operations of one call (the device-independent cost, for estimating a GPU)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops() / 1e9
+
+
 def sd21_vae():
     from diffusers import AutoencoderKL
 
@@ -115,6 +124,8 @@ def main() -> None:
             tracer = random_tracer(Path(tmp))
             images = [load_image(p) for p in photos]
             (segmentation,) = timed(lambda: tracer(images), repeats=1)
+            tracer_gflop = gflop(lambda: tracer.model.forward(torch.randn(1, 3, 640, 640)))
+            print(f"TRACER-B7: {tracer_gflop:.0f} GFLOP per photo")
             print(
                 f"TRACER-B7 (640 px input, CPU, {args.threads} threads): {segmentation:.2f} s for "
                 f"{args.references} photos = {segmentation / args.references:.2f} s per photo; saved per job"
@@ -122,6 +133,7 @@ def main() -> None:
 
         vae = sd21_vae()
         pixels = torch.randn(args.references, 3, 512, 512)
+        print(f"SD VAE encoder: {gflop(lambda: vae.encode(pixels[:1])):.0f} GFLOP per 512 px reference")
         with torch.inference_mode():
             (encoding,) = timed(lambda: vae.encode(pixels).latent_dist.mode(), repeats=1)
         print(
