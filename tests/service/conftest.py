@@ -22,13 +22,13 @@ import pytest
 import redis
 from PIL import Image
 from service_http import free_port
+from webhook_receiver import WEBHOOK_SECRET
 
 from bootpig.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_DB = int(os.environ.get("BOOTPIG_TEST_REDIS_DB", "13"))
 START_TIMEOUT = 90.0
-WEBHOOK_SECRET = "test-webhook-secret"
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,12 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 from PIL import Image
+from webhook_receiver import WEBHOOK_SECRET, start_receiver
 
-from tests.service.conftest import REPO_ROOT, WEBHOOK_SECRET
-from tests.service.webhook_receiver import start_receiver
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def marked_block(path: str, marker: str) -> str:

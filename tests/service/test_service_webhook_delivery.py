@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 import redis
+from webhook_receiver import start_receiver
 
 from bootpig.settings import Settings
 from jobs.webhooks.delivery import WebhookDispatcher, WebhookQueue
 from jobs.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.service.webhook_receiver import start_receiver
 
 SECRET = "test-secret"
 

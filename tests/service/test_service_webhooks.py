@@ -9,16 +9,15 @@ import time
 
 import httpx
 import pytest
+from service_http import submit
+from webhook_receiver import WEBHOOK_SECRET, start_receiver
 
 from jobs.webhooks.signing import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.service.conftest import WEBHOOK_SECRET
-from tests.service.webhook_receiver import start_receiver
 
 
-def submit(url: str, photo: bytes, webhook: str, steps: int = 2) -> httpx.Response:
-    files = [("images", ("dog.jpg", photo, "image/jpeg"))]
-    data = {"prompt": "a dog", "steps": str(steps), "webhook": webhook}
-    return httpx.post(f"{url}/generate", data=data, files=files, timeout=30)
+def submit_with_webhook(url: str, photo: bytes, webhook: str, steps: int = 2) -> httpx.Response:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        return submit(client, [photo], webhook=webhook, steps=steps)
 
 
 def wait_webhook(client: httpx.Client, job_id: str, state: str, timeout: float = 60) -> dict:
@@ -34,7 +33,7 @@ def wait_webhook(client: httpx.Client, job_id: str, state: str, timeout: float =
 def test_signed_webhook_is_retried_after_two_failures(service, photo_bytes):
     receiver, server = start_receiver(fail_first=2)
     try:
-        response = submit(service.url, photo_bytes[0], receiver.url)
+        response = submit_with_webhook(service.url, photo_bytes[0], receiver.url)
         assert response.status_code == 202, response.text
         assert response.json()["webhook"] == {"url": receiver.url, "state": "waiting", "attempts": []}
         with httpx.Client(base_url=service.url, timeout=30) as client:
@@ -71,7 +70,7 @@ def test_webhook_is_delivered_after_the_submitting_api_died(service, photo_bytes
     doomed = service.start_api()
     process = service.processes[-1]
     try:
-        response = submit(doomed, photo_bytes[0], receiver.url, steps=10)
+        response = submit_with_webhook(doomed, photo_bytes[0], receiver.url, steps=10)
         assert response.status_code == 202
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -87,7 +86,7 @@ def test_webhook_is_delivered_after_the_submitting_api_died(service, photo_bytes
 def test_canceled_jobs_fire_their_webhook(service, photo_bytes):
     receiver, server = start_receiver()
     try:
-        job = submit(service.url, photo_bytes[0], receiver.url, steps=200).json()
+        job = submit_with_webhook(service.url, photo_bytes[0], receiver.url, steps=200).json()
         httpx.delete(f"{service.url}/jobs/{job['id']}", timeout=30)
         (request,) = receiver.wait_for(1)
     finally:
@@ -114,7 +113,7 @@ def guarded_url(service) -> str:
     ],
 )
 def test_ssrf_targets_are_refused_at_submission(guarded_url, photo_bytes, webhook, reason):
-    response = submit(guarded_url, photo_bytes[0], webhook)
+    response = submit_with_webhook(guarded_url, photo_bytes[0], webhook)
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "unsafe_webhook" and error["field"] == "webhook" and reason in error["message"]
@@ -122,5 +121,5 @@ def test_ssrf_targets_are_refused_at_submission(guarded_url, photo_bytes, webhoo
 
 def test_webhooks_need_a_secret(service, photo_bytes):
     url = service.start_api(webhook_secret="")
-    response = submit(url, photo_bytes[0], "http://127.0.0.1:9/hook")
+    response = submit_with_webhook(url, photo_bytes[0], "http://127.0.0.1:9/hook")
     assert response.status_code == 422 and response.json()["error"]["code"] == "webhooks_disabled"

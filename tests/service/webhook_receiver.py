@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+WEBHOOK_SECRET = "test-webhook-secret"  # what the shared test stack signs webhooks with
+
 
 @dataclass
 class Received:
