@@ -49,13 +49,17 @@ def sse(event: str, data: dict) -> bytes:
 async def job_events(request: Request, record: OwnedJobDep, store: StoreDep, aredis: AsyncRedisDep):
     key = events_key(store.prefix, record.id)
 
+    def read() -> dict | None:
+        """The job as GET /jobs/{id} shows it (sync Redis calls: run in a thread, not the event loop)."""
+        current = store.get(record.id)
+        return None if current is None else view(store, current).model_dump(mode="json")
+
     async def stream() -> AsyncIterator[bytes]:
         after = await latest_event_id(aredis, key)  # noted before reading the job: nothing is missed
-        current = await run_in_threadpool(store.get, record.id)
+        job = await run_in_threadpool(read)
         last_sent = None
         quiet_since = time.monotonic()
-        while current is not None:
-            job = view(store, current).model_dump(mode="json")
+        while job is not None:
             state = (job["status"], job["progress"]["step"], job["position"])
             if state != last_sent:
                 kind = job["status"] if job["status"] in ENDED else "status"
@@ -69,7 +73,7 @@ async def job_events(request: Request, record: OwnedJobDep, store: StoreDep, are
                 yield b": keep-alive\n\n"
                 quiet_since = time.monotonic()
             after = await wait_for_events(aredis, key, after)
-            current = await run_in_threadpool(store.get, record.id)
+            job = await run_in_threadpool(read)
         yield sse("gone", {"id": record.id, "error": "the job expired"})
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
