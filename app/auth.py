@@ -17,6 +17,7 @@ from app.deps import SettingsDep, StoreDep
 from app.errors import APIError
 from jobs.record import JobRecord
 from jobs.store import JobStore
+from jobs.subjects import SubjectStore
 
 MAX_JOB_ID_CHARS = 64  # ids are 32 hex digits; longer input is not looked up at all
 
@@ -68,3 +69,11 @@ def owned_job(job_id: str, store: StoreDep, owner: CallerDep) -> JobRecord:
 
 
 OwnedJobDep = Annotated[JobRecord, Depends(owned_job)]
+
+
+def load_owned_subject(subjects: SubjectStore, subject_id: str, owner: str, field: str = "id") -> dict:
+    """The caller's subject, or 404 (another client's subject is indistinguishable from none)."""
+    record = subjects.get(subject_id)
+    if record is None or record["owner"] != owner:
+        raise APIError(404, "not_found", "no such subject", field)
+    return record

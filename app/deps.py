@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import redis.asyncio
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry, Counter
 
 from bootpig.settings import Settings
 from jobs.store import JobStore
+from jobs.subjects import SubjectStore
 
 
 def app_settings(request: Request) -> Settings:
@@ -36,3 +38,16 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 StoreDep = Annotated[JobStore, Depends(job_store)]
 RegistryDep = Annotated[CollectorRegistry, Depends(metrics_registry)]
 SubmissionsDep = Annotated[Counter, Depends(submission_counter)]
+
+
+def subject_store(request: Request) -> SubjectStore:
+    return request.app.state.subjects
+
+
+def async_redis(request: Request) -> redis.asyncio.Redis:
+    """An asyncio client, for waits that must not hold a worker thread (live event streams)."""
+    return request.app.state.async_redis
+
+
+SubjectsDep = Annotated[SubjectStore, Depends(subject_store)]
+AsyncRedisDep = Annotated[redis.asyncio.Redis, Depends(async_redis)]

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
+import redis.asyncio
 from fastapi import FastAPI
 
 from app.errors import install_error_handlers
 from app.metrics import build_registry
+from app.notify import start_dispatcher
+from app.routers.events import router as events_router
 from app.routers.health import router as health_router
 from app.routers.jobs import router as jobs_router
 from app.routers.page import router as page_router
+from app.routers.subjects import router as subjects_router
 from bootpig.settings import Settings, get_settings
 from jobs.store import JobStore, connect
+from jobs.subjects import SubjectStore
 from jobs.sweeper import Sweeper
 
 
@@ -31,8 +36,11 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None) 
     async def lifespan(app: FastAPI):
         reaper = Sweeper(store, settings.heartbeat_interval, "bootpig-reaper")
         reaper.start()
+        webhooks = start_dispatcher(store)
         yield
         reaper.stop()
+        webhooks.stop()
+        await app.state.async_redis.aclose()
 
     app = FastAPI(
         title="BootPIG",
@@ -42,8 +50,10 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None) 
         lifespan=lifespan,
     )
     app.state.settings, app.state.store = settings, store
+    app.state.subjects = SubjectStore(store.redis, settings)
+    app.state.async_redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     app.state.registry, app.state.submissions = build_registry(store)
     install_error_handlers(app)
-    for router in (page_router, jobs_router, health_router):
+    for router in (page_router, jobs_router, events_router, subjects_router, health_router):
         app.include_router(router)
     return app

@@ -27,7 +27,7 @@ def form_schema() -> dict[str, Any]:
             "minItems": 1,
             "maxItems": MAX_REFERENCES,
             "description": f"1-{MAX_REFERENCES} reference photos of one object (JPEG, PNG or WebP); "
-            "repeat the field once per file.",
+            "repeat the field once per file. Required unless `subject_id` is given.",
         }
     }
     for name, prop in schema["properties"].items():
@@ -38,9 +38,22 @@ def form_schema() -> dict[str, Any]:
         if name in MODEL_DEFAULTED:
             prop["description"] += " Default: the model's native value."
         properties[name] = prop
+    properties["subject_id"] = {
+        "type": "string",
+        "description": "A ready subject (POST /subjects) to use instead of `images`: exactly one of the two. "
+        "Its prepared references are used as they are (`segment` is then `none`).",
+    }
+    properties["webhook"] = {
+        "type": "string",
+        "format": "uri",
+        "description": "http(s) URL that gets the job's JSON, signed, when the job ends "
+        "(see the headers X-BootPIG-Signature/-Timestamp/-Delivery/-Event in the docs). Refused (422 "
+        "`unsafe_webhook`) when the host resolves to a loopback, private, link-local or metadata address not "
+        "allowed by the operator, and (422 `webhooks_disabled`) when the server has no webhook secret.",
+    }
     return {
         "type": "object",
-        "required": [IMAGES_FIELD, "prompt"],
+        "required": ["prompt"],
         "properties": properties,
         "additionalProperties": False,
     }
@@ -80,6 +93,20 @@ class Timings(BaseModel):
     run_seconds: float | None = Field(None, description="Worker start until the job ended.")
 
 
+class WebhookAttempt(BaseModel):
+    attempt: int
+    at: float = Field(description="Unix time the attempt started.")
+    status_code: int | None = Field(None, description="The receiver's HTTP status, if it answered.")
+    error: str | None = Field(None, description="Why the attempt failed (None: delivered).")
+    seconds: float | None = None
+
+
+class WebhookView(BaseModel):
+    url: str
+    state: str = Field(description="waiting (job not ended) | pending (being delivered) | delivered | failed")
+    attempts: list[WebhookAttempt] = Field(default_factory=list)
+
+
 class JobView(BaseModel):
     """What a client sees of a job."""
 
@@ -94,13 +121,16 @@ class JobView(BaseModel):
     error: str | None = Field(None, description="Short human-readable reason when failed or canceled.")
     images: list[str] = Field(default_factory=list, description="URLs of the PNG results when finished.")
     links: dict[str, str]
+    subject_id: str | None = Field(None, description="The prepared subject the job used, if any.")
+    webhook: WebhookView | None = Field(None, description="The job's webhook and its delivery attempts.")
 
 
 def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def job_view(record: JobRecord, position: int | None) -> JobView:
+def job_view(record: JobRecord, position: int | None, webhook: dict[str, Any] | None = None) -> JobView:
+    """The job as clients see it; `webhook`: its delivery state (`jobs.webhooks.delivery.webhook_status`)."""
     job_id, status = record.id, record.status.value
     created, started, finished = record.created_at, record.started_at, record.finished_at
     images = [f"/jobs/{job_id}/images/{n}" for n in range(record.num_images)] if status == "finished" else []
@@ -121,5 +151,7 @@ def job_view(record: JobRecord, position: int | None) -> JobView:
         cancel_requested=record.cancel and status == "started",
         error=record.error,
         images=images,
-        links={"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}"},
+        links={"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}", "events": f"/jobs/{job_id}/events"},
+        subject_id=record.subject_id,
+        webhook=WebhookView.model_validate(webhook) if webhook else None,
     )

@@ -11,7 +11,19 @@ import logging
 import sys
 from importlib import import_module
 
-COMMANDS = ["make_tiny_model", "generate", "serve", "worker", "up", "train", "synth", "eval", "config"]
+COMMANDS = [
+    "make_tiny_model",
+    "generate",
+    "serve",
+    "worker",
+    "up",
+    "train",
+    "synth",
+    "eval",
+    "config",
+    "submit",
+    "subjects",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -137,6 +137,50 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    # --- subjects ----------------------------------------------------------------------------
+    subject_ttl: int = Field(
+        7 * 24 * 3600,
+        gt=0,
+        description="Seconds a prepared subject is kept after it was created or last used by a job "
+        "(default 7 days).",
+    )
+
+    # --- webhooks ----------------------------------------------------------------------------
+    webhook_secret: str | None = Field(
+        None,
+        description="HMAC-SHA256 key that signs webhook deliveries (X-BootPIG-Signature). Unset: "
+        "POST /generate refuses the `webhook` field.",
+    )
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names, IP addresses or networks (CIDR) that webhooks may reach "
+        "although they are loopback, private, link-local or metadata addresses (e.g. 127.0.0.1 in tests, "
+        "10.0.0.0/8 for an internal receiver). Empty: only public addresses.",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds one webhook delivery attempt may take.")
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=20, description="Delivery attempts of one webhook before it is given up."
+    )
+    webhook_retry_delay: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds before the first retry of a failed delivery; doubled for each further one "
+        "(default: retries over about 2.5 minutes).",
+    )
+
+    # --- client (bootpig submit / subjects, bootpig.client) -----------------------------------
+    server_url: str = Field(
+        "http://127.0.0.1:8000", description="Service the client and `bootpig submit`/`subjects` talk to."
+    )
+    api_key: str | None = Field(
+        None, description="API key the client sends (X-API-Key), when the server needs one."
+    )
+
+    @field_validator("webhook_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return cls._split_keys(value)
+
 
 def load_served_pipeline(settings: Settings):
     """The pipeline and `ModelInfo` these settings describe (torch is imported only here)."""

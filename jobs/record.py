@@ -47,6 +47,8 @@ class JobRecord(BaseModel):
     rq_id: str | None = Field(None, description="The job's current entry in RQ's queue.")
     worker: str | None = None
     retry_reason: str | None = None
+    subject_id: str | None = Field(None, description="The prepared subject whose references the job uses.")
+    webhook: str | None = Field(None, description="URL told of the job's end (see jobs.webhooks).")
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -139,11 +140,15 @@ class JobStore:
         images: list[bytes],
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
+        fields: dict[str, Any] | None = None,
+        also: Callable[[redis.client.Pipeline, str], None] | None = None,
     ) -> tuple[JobRecord, bool]:
         """Store a job and enqueue it; with an Idempotency-Key already used, return that job instead.
 
         `fingerprint` (see `request_fingerprint`) is kept with the key: the same key sent with a different
         request raises `IdempotencyConflict` instead of silently answering with the other request's job.
+        `fields` are further JobRecord fields (subject_id, webhook); `also(pipe, job_id)` adds writes that
+        must land atomically with the job (a webhook's registration).
         """
         job_id = new_job_id()
         if idempotency_key is not None:
@@ -166,6 +171,7 @@ class JobStore:
             num_inputs=len(images),
             total=params.get("steps", 0),
             created_at=time.time(),
+            **(fields or {}),
         )
         ttl = self.settings.input_ttl
         with self.redis.pipeline(transaction=True) as pipe:
@@ -174,6 +180,8 @@ class JobStore:
             pipe.hset(self.job_key(job_id), mapping=record.to_hash())
             pipe.expire(self.job_key(job_id), ttl)
             pipe.zadd(self.queued_key, {job_id: record.created_at})
+            if also is not None:
+                also(pipe, job_id)
             pipe.execute()
         self.enqueue(job_id, 1)
         return self.get(job_id) or record, True

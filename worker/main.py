@@ -19,7 +19,9 @@ import time
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from app.notify import start_dispatcher
 from bootpig.settings import Settings, load_served_pipeline
+from jobs.events import JobEvents
 from jobs.store import JobStore, connect
 from jobs.sweeper import Sweeper
 from worker.runner import WorkerRuntime, install_runtime
@@ -78,12 +80,14 @@ def serve(settings: Settings, burst: bool = False) -> int:
         name=name,
         job_timeout=settings.job_timeout,
         step_delay=settings.worker_step_delay,
+        events=JobEvents(connection, settings.key_prefix, settings.result_ttl),
     )
     install_runtime(runtime)
     heartbeat = Heartbeat(store, runtime)
     heartbeat.beat()
     sweeper = Sweeper(store, settings.heartbeat_interval, "bootpig-heartbeat", beat=heartbeat.beat)
     sweeper.start()
+    webhooks = start_dispatcher(store)  # deliveries go on while any worker or API process lives
     log.info(
         "worker %s: ready on queue %r (model %s, %s)", name, settings.queue_name, info.model, info.device
     )
@@ -94,6 +98,7 @@ def serve(settings: Settings, burst: bool = False) -> int:
         rq_worker.work(burst=burst, logging_level=logging.getLevelName(log.getEffectiveLevel()))
     finally:
         sweeper.stop()
+        webhooks.stop()
         store.forget_worker(name)
         log.info("worker %s: stopped", name)
     return 0

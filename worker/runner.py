@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.events import JobEvents
 from jobs.record import JobStatus
 from jobs.store import JobStore
 from model.config import GenerationConfig, resolve_generation_config
@@ -35,6 +36,11 @@ class WorkerRuntime:
     job_timeout: float
     step_delay: float = 0.0
     current_job: str | None = field(default=None)
+    events: JobEvents | None = None  # wakes the API's live followers (GET /jobs/{id}/events)
+
+    def announce(self, job_id: str, kind: str, **data: Any) -> None:
+        if self.events is not None:
+            self.events.publish(job_id, kind, **data)
 
 
 _runtime: WorkerRuntime | None = None
@@ -62,7 +68,10 @@ def run_job(job_id: str, attempt: int) -> str:
         if claimed != "ok":
             log.info("job %s attempt %s skipped: %s", job_id, attempt, claimed)
             return f"skipped ({claimed})"
-        return _run_claimed(rt, job_id, attempt)
+        rt.announce(job_id, "status", status=JobStatus.started.value)
+        outcome = _run_claimed(rt, job_id, attempt)
+        rt.announce(job_id, "status", status=outcome)
+        return outcome
     except (SystemExit, KeyboardInterrupt):
         # A second SIGTERM/Ctrl-C (cold shutdown): give the job back instead of losing it.
         outcome = rt.store.release(job_id, attempt, rt.name)
@@ -126,6 +135,7 @@ def _generate(rt: WorkerRuntime, job_id: str, config: GenerationConfig, images, 
         step_times.append(now - last[0])
         last[0] = now
         rt.store.progress(job_id, step, total)
+        rt.announce(job_id, "progress", step=step, total=total)
 
     def should_cancel() -> bool:
         if time.monotonic() > deadline:

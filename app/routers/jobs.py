@@ -7,15 +7,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from app.auth import CallerDep, OwnedJobDep, load_owned_job
-from app.deps import SettingsDep, StoreDep, SubmissionsDep
+from app.deps import SettingsDep, StoreDep, SubjectsDep, SubmissionsDep
 from app.errors import APIError
 from app.images import check_image
+from app.job_sources import checked_webhook, require_one_source, split_job_fields, subject_references
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
 from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings
+from jobs.events import JobEvents
 from jobs.record import JobRecord
 from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
-from model.config import MAX_REFERENCES, draw_seed
+from jobs.webhooks.delivery import WebhookQueue, webhook_status
+from model.config import MAX_REFERENCES, Segmenter, draw_seed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -28,7 +31,8 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 def view(store: JobStore, record: JobRecord) -> JobView:
     position = store.position(record.rq_id) if record.status == "queued" else None
-    return job_view(record, position)
+    webhook = webhook_status(store.redis, store.prefix, record.id) if record.webhook else None
+    return job_view(record, position, webhook)
 
 
 @router.post(
@@ -48,37 +52,58 @@ def view(store: JobStore, record: JobRecord) -> JobView:
         401: {"description": "Missing or invalid API key"},
         413: {"description": "A file, the pixel count or the request is over its limit"},
         415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
+        404: {"description": "`subject_id` names no subject of the caller"},
+        409: {"description": "The subject is not ready (`subject_not_ready`: still preparing, or failed)"},
         422: {
-            "description": "A field is missing, malformed or out of range (`error.field` names it), "
-            "or the Idempotency-Key was already used for a different request"
+            "description": "A field is missing, malformed or out of range (`error.field` names it), both or "
+            "neither of `images` and `subject_id`, a refused `webhook` (`unsafe_webhook`, "
+            "`webhooks_disabled`), or the Idempotency-Key was already used for a different request"
         },
         429: {"description": "The queue is full"},
     },
 )
 async def submit(
-    request: Request, owner: CallerDep, store: StoreDep, settings: SettingsDep, submissions: SubmissionsDep
+    request: Request,
+    owner: CallerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    submissions: SubmissionsDep,
+    subjects: SubjectsDep,
 ) -> Response:
     if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
         submissions.labels("queue_full").inc()
         raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
     try:
         form = await read_multipart(request, upload_limits(settings))
-        if not form.files:
-            raise APIError(422, "no_images", "at least one reference image is required", IMAGES_FIELD)
-        params = parse_generation_fields(form.fields, settings.segment.value)
+        fields, subject_id, webhook = split_job_fields(form.fields)
+        require_one_source(bool(form.files), subject_id)
+        params = parse_generation_fields(fields, settings.segment.value)
         for index, upload in enumerate(form.files):
             await run_in_threadpool(check_image, upload.data, index, settings.max_image_pixels)
+        images = [upload.data for upload in form.files]
+        if subject_id:  # prepared once: no decoding or segmentation again
+            images = await run_in_threadpool(subject_references, subjects, subject_id, owner)
+            params["segment"] = Segmenter.none.value
+        if webhook:
+            webhook = await run_in_threadpool(checked_webhook, webhook, settings)
     except APIError:
         submissions.labels("rejected").inc()
         raise
-    images = [upload.data for upload in form.files]
+    extra = {name: value for name, value in (("subject_id", subject_id), ("webhook", webhook)) if value}
     idempotency_key = request.headers.get("idempotency-key")
-    fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
+    fingerprint = request_fingerprint(params | extra, images) if idempotency_key is not None else None
+    register_webhook = None
+    if webhook:
+        webhooks, base_url = WebhookQueue(store.redis, settings), str(request.base_url)
+
+        def register_webhook(pipe, job_id: str) -> None:
+            webhooks.register(job_id, webhook, base_url, pipe)
+
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
         params["seed"] = draw_seed()
     try:
         record, created = await run_in_threadpool(
-            store.create, owner, params, images, idempotency_key, fingerprint
+            store.create, owner, params, images, idempotency_key, fingerprint, extra, register_webhook
         )
     except IdempotencyConflict as exc:
         submissions.labels("rejected").inc()
@@ -121,4 +146,5 @@ def cancel_job(record: OwnedJobDep, store: StoreDep, owner: CallerDep) -> JobVie
     if record.ended:
         raise APIError(409, "already_ended", f"the job already ended ({record.status.value})", "id")
     store.cancel(record.id)
+    JobEvents(store.redis, store.prefix, store.settings.result_ttl).publish(record.id, "status")
     return view(store, load_owned_job(store, record.id, owner))

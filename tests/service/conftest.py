@@ -22,6 +22,7 @@ import pytest
 import redis
 from PIL import Image
 from service_http import free_port
+from webhook_receiver import WEBHOOK_SECRET
 
 from bootpig.settings import Settings
 
@@ -174,8 +175,14 @@ def make_stack(redis_url, tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def service(make_stack) -> Stack:
-    """The shared stack: one API and one worker (steps slowed a little so progress can be watched)."""
-    stack = make_stack(worker_step_delay=0.02)
+    """The shared stack: one API and one worker (steps slowed a little so progress can be watched), webhooks
+    signed with `WEBHOOK_SECRET`, allowed to reach receivers on 127.0.0.1 and retried quickly."""
+    stack = make_stack(
+        worker_step_delay=0.02,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_allow_hosts="127.0.0.1",
+        webhook_retry_delay=0.2,
+    )
     stack.start_worker(wait=False)
     stack.start_api()
     stack.wait_for_worker(next(iter(stack.workers)))
