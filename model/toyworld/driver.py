@@ -26,10 +26,13 @@ from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SCENES, SHAPES, Subjec
 
 log = logging.getLogger(__name__)
 
-STAGES = ("world", "classifier", "base", "base_check", "encoders", "heldout", "synth", "train", "eval", "report")
+STAGES = (
+    "world", "classifier", "base", "base_check", "encoders", "heldout", "synth", "train", "eval", "ablation", "report",
+)  # fmt: skip
 EVAL_SCENES = ("grass", "night", "carpet", "sea", "beach", "desert", "wood", "snow")
 HELDOUT_STREAM = 10_000  # held-out appearances come from their own seed stream, never seen in training
 UNTRAINED, TEXT_ONLY = "untrained", "text-only"
+MAIN_RUN, NOISE_RUN = "white-erasing", "noise-erasing"  # training runs, named by their erasing fill
 
 
 def _write_json(path: Path, data) -> None:
@@ -76,23 +79,21 @@ class ToyWorld:
     def checkpoint(self, run: str) -> Path:
         return self.path("bootpig", run, "final")
 
-    def training_runs(self) -> dict[str, str]:
-        """Training run name -> erasing fill."""
-        runs = {"white-erasing": "white"}
-        if self.config.erasing_ablation:
-            runs["noise-erasing"] = "noise"
-        return runs
-
     def eval_rows(self) -> dict[str, dict]:
         """Row name -> how `bootpig eval` makes it (checkpoint run, references, pooling)."""
         k = min(4, self.config.heldout_views)
         rows = {UNTRAINED: {"run": None, "refs": k, "pooling": "softmax"}}
-        rows["trained k=1"] = {"run": "white-erasing", "refs": 1, "pooling": "softmax"}
+        rows["trained k=1"] = {"run": MAIN_RUN, "refs": 1, "pooling": "softmax"}
         for pooling in self.config.poolings:
-            rows[f"trained k={k} {pooling}"] = {"run": "white-erasing", "refs": k, "pooling": pooling}
-        if self.config.erasing_ablation:
-            rows[f"trained k={k} softmax, noise erasing"] = {"run": "noise-erasing", "refs": k, "pooling": "softmax"}
+            rows[f"trained k={k} {pooling}"] = {"run": MAIN_RUN, "refs": k, "pooling": pooling}
         return rows
+
+    def ablation_rows(self) -> dict[str, dict]:
+        """The erasing-fill ablation: the same training with torchvision's noise fill."""
+        if not self.config.erasing_ablation:
+            return {}
+        k = min(4, self.config.heldout_views)
+        return {f"trained k={k} softmax, noise erasing": {"run": NOISE_RUN, "refs": k, "pooling": "softmax"}}
 
     @staticmethod
     def row_folder(row: str) -> str:
@@ -265,42 +266,51 @@ class ToyWorld:
         return {"kept": sum(s["kept"] for s in summaries), "rejected": sum(sum(s["rejected"].values()) for s in summaries)}
 
     def stage_train(self) -> dict:
-        """`bootpig train` (Algorithm 1, unchanged) on the triplets, once per erasing fill."""
+        """`bootpig train` (Algorithm 1, unchanged code) on the triplets."""
+        self.train(MAIN_RUN, "white")
+        return {}
+
+    def train(self, run: str, erasing_fill: str) -> None:
         import yaml
 
         c = self.config
-        result = {}
-        for run, fill in self.training_runs().items():
-            started = time.perf_counter()
-            settings = {
-                "resolution": c.size,
-                "batch_size": c.train_batch,
-                "micro_batch_size": c.train_batch,
-                "max_steps": c.train_steps,
-                "lr_reference": c.lr,
-                "lr_rsa": c.lr,
-                "num_workers": 0,
-                "mixed_precision": "no",
-                "checkpoint_every": max(1, c.train_steps // 3),
-                "checkpoints_kept": 1,
-                "seed": c.seed,
-                "augmentation": {"erasing_fill": fill},
-            }
-            config_file = self.path(f"train-{run}.yaml")
-            config_file.write_text(yaml.safe_dump(settings))
-            output = self.path("bootpig", run)
-            _cli(
-                "train", "--model", self.base_model, "--data", self.path("triplets"), "--output", output,
-                "--config", config_file, "--resume", "--local-files-only",
-            )  # fmt: skip
-            result[f"{run}_seconds"] = round(time.perf_counter() - started, 1)
-        return result
+        settings = {
+            "resolution": c.size,
+            "batch_size": c.train_batch,
+            "micro_batch_size": c.train_batch,
+            "max_steps": c.train_steps,
+            "lr_reference": c.lr,
+            "lr_rsa": c.lr,
+            "num_workers": 0,
+            "mixed_precision": "no",
+            "checkpoint_every": max(1, c.train_steps // 3),
+            "checkpoints_kept": 1,
+            "seed": c.seed,
+            "augmentation": {"erasing_fill": erasing_fill},
+        }
+        config_file = self.path(f"train-{run}.yaml")
+        config_file.write_text(yaml.safe_dump(settings))
+        _cli(
+            "train", "--model", self.base_model, "--data", self.path("triplets"), "--output",
+            self.path("bootpig", run), "--config", config_file, "--resume", "--local-files-only",
+        )  # fmt: skip
 
     def stage_eval(self) -> dict:
         """`bootpig eval` with the toy encoders, one call per row (the untrained one adds text-only)."""
+        return self.evaluate(self.eval_rows())
+
+    def stage_ablation(self) -> dict:
+        """Random erasing filled with noise instead of white: train again and evaluate one row."""
+        if not self.config.erasing_ablation:
+            return {"skipped": True}
+        started = time.perf_counter()
+        self.train(NOISE_RUN, "noise")
+        return {"train_seconds": round(time.perf_counter() - started, 1)} | self.evaluate(self.ablation_rows())
+
+    def evaluate(self, rows: dict[str, dict]) -> dict:
         c = self.config
         result = {}
-        for row, spec in self.eval_rows().items():
+        for row, spec in rows.items():
             started = time.perf_counter()
             args = ["eval", "--model", self.base_model, "--dataset", self.path("heldout")]
             if spec["run"] is not None:
@@ -318,7 +328,7 @@ class ToyWorld:
         return result
 
     # ------------------------------------------------------------------------------ export
-    def export(self, target: str | Path, run: str = "white-erasing", examples: int = 4) -> Path:
+    def export(self, target: str | Path, run: str = MAIN_RUN, examples: int = 4) -> Path:
         """The trained model in one service-loadable folder (fp16 safetensors) plus example subjects."""
         from model.pipeline import BootPIGPipeline
 
@@ -354,7 +364,7 @@ class ToyWorld:
     def stage_report(self) -> dict:
         classifier = self.classifier()
         rows: dict[str, dict] = {}
-        for row in self.eval_rows():
+        for row in self.eval_rows() | self.ablation_rows():
             metrics = json.loads(self.path("eval", self.row_folder(row), "metrics.json").read_text())
             results = metrics["results"]
             if row == UNTRAINED:
