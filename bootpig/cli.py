@@ -11,7 +11,18 @@ import logging
 import sys
 from importlib import import_module
 
-COMMANDS = ["make_tiny_model", "generate", "serve", "worker", "up", "train", "synth", "eval", "toyworld", "config"]
+COMMANDS = [
+    "make_tiny_model",
+    "generate",
+    "serve",
+    "worker",
+    "up",
+    "train",
+    "synth",
+    "eval",
+    "toyworld",
+    "config",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

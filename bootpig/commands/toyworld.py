@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "toyworld",
@@ -19,7 +18,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="run folder (created; rerun to resume)")
     p.add_argument("--reduced", action="store_true", help="the smallest run that passes every stage (tests)")
-    p.add_argument("--until", default=None, help="stop after this stage (world, classifier, base, ... report)")
+    p.add_argument("--until", default=None, help="stop after this stage (world, classifier, ... report)")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="run just this stage (its inputs must exist), e.g. `--only encoders` in a second process "
+        "while the first trains the base model",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the whole world (default: 0)")
     p.add_argument(
         "--threads",
@@ -44,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = (reduced_config() if args.reduced else ToyWorldConfig()).model_copy(update={"seed": args.seed})
     world = ToyWorld(args.out, config, progress=not args.no_progress)
-    stages = world.run(until=args.until)
+    stages = world.run(until=args.until, only=args.only)
     for name, info in stages.items():
         print(f"{name:>11}: {info['seconds']:8.1f} s")
     print(f"total: {sum(info['seconds'] for info in stages.values()):.1f} s")

@@ -85,7 +85,9 @@ def train_vae(bank: SceneBank, steps: int, seed: int, progress: bool = True) -> 
 @torch.no_grad()
 def encode_bank(vae: AutoencoderKL, images: np.ndarray, scale: bool = True) -> torch.Tensor:
     """Posterior means of uint8 images, scaled like the pipelines scale them."""
-    chunks = [vae.encode(as_tensor(images[i : i + 128])).latent_dist.mode() for i in range(0, len(images), 128)]
+    chunks = [
+        vae.encode(as_tensor(images[i : i + 128])).latent_dist.mode() for i in range(0, len(images), 128)
+    ]
     latents = torch.cat(chunks)
     return latents * vae.config.scaling_factor if scale else latents
 
@@ -106,7 +108,9 @@ def train_unet(
     tokenizer = build_clip_tokenizer()
     unique = sorted(set(bank.captions))
     with torch.no_grad():
-        table = torch.cat([encode_text(tokenizer, text_encoder, unique[i : i + 256]) for i in range(0, len(unique), 256)])
+        table = torch.cat(
+            [encode_text(tokenizer, text_encoder, unique[i : i + 256]) for i in range(0, len(unique), 256)]
+        )
         empty = encode_text(tokenizer, text_encoder, [""])
     caption_index = torch.tensor([unique.index(c) for c in bank.captions])
     unet = toy_unet(latents.shape[-1])
@@ -130,7 +134,7 @@ def train_unet(
 
 
 def save_base_model(directory: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, unet) -> Path:
-    """Write the SD 2.1 folder layout (model_index.json, vae/, text_encoder/, tokenizer/, unet/, scheduler/)."""
+    """Write SD 2.1's folder layout: model_index.json, vae/, text_encoder/, tokenizer/, unet/, scheduler/."""
     StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,

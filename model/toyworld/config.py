@@ -17,21 +17,27 @@ class ToyWorldConfig(BaseModel):
     view_subjects: int = Field(2000, ge=16, description="Subjects of the toy-DINO view bank.")
     views_per_subject: int = Field(4, ge=2)
     # toy networks
-    classifier_steps: int = Field(1000, ge=1)
-    vae_steps: int = Field(700, ge=1)
-    unet_steps: int = Field(1500, ge=1)
-    clip_steps: int = Field(500, ge=1)
-    dino_steps: int = Field(600, ge=1)
-    clipseg_steps: int = Field(400, ge=1)
-    sample_steps: int = Field(20, ge=1, description="UniPC steps of every generation (base check, synth, eval).")
-    quality_samples: int = Field(2, ge=1, description="Base-model samples per (shape, scene) for the quality bar.")
+    classifier_steps: int = Field(1500, ge=1)
+    vae_steps: int = Field(500, ge=1)
+    unet_steps: int = Field(1000, ge=1)
+    clip_steps: int = Field(300, ge=1)
+    dino_steps: int = Field(400, ge=1)
+    clipseg_steps: int = Field(300, ge=1)
+    sample_steps: int = Field(
+        20, ge=1, description="UniPC steps of every generation (base check, synth, eval)."
+    )
+    quality_samples: int = Field(
+        2, ge=1, description="Base-model samples per (shape, scene) for the quality bar."
+    )
     # BootPIG data and training, through `bootpig synth` and `bootpig train`
-    synth_count: int = Field(800, ge=8)
+    synth_count: int = Field(600, ge=8)
     synth_flags: tuple[str, ...] = Field((), description="Extra `bootpig synth` flags (e.g. mask filter).")
-    train_steps: int = Field(400, ge=1)
+    train_steps: int = Field(300, ge=1)
     train_batch: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0, description="Both BootPIG learning rates (the paper's are for SD's size).")
-    erasing_ablation: bool = Field(True, description="Also train with noise-filled random erasing and compare.")
+    erasing_ablation: bool = Field(
+        True, description="Also train with noise-filled random erasing and compare."
+    )
     # evaluation, through `bootpig eval`
     heldout_subjects: int = Field(8, ge=2)
     heldout_views: int = Field(4, ge=2)

@@ -41,7 +41,9 @@ def scene_bank(path: Path, count: int, size: int, seed: int, progress: bool = Tr
         captions = json.loads(path.with_suffix(".json").read_text())
         return SceneBank(data["images"], data["masks"], data["shapes"], data["scenes"], captions)
     rng = np.random.default_rng(seed)
-    samples = [random_sample(rng, size) for _ in tqdm(range(count), desc="render scenes", disable=not progress)]
+    samples = [
+        random_sample(rng, size) for _ in tqdm(range(count), desc="render scenes", disable=not progress)
+    ]
     bank = SceneBank(
         images=np.stack([np.asarray(s.rendered.image) for s in samples]),
         masks=np.stack([s.rendered.mask for s in samples]),
@@ -55,9 +57,7 @@ def scene_bank(path: Path, count: int, size: int, seed: int, progress: bool = Tr
     return bank
 
 
-def view_bank(
-    path: Path, subjects: int, views: int, size: int, seed: int, progress: bool = True
-) -> ViewBank:
+def view_bank(path: Path, subjects: int, views: int, size: int, seed: int, progress: bool = True) -> ViewBank:
     """Several views per random subject, half on white and half in random scenes (cached at `path`)."""
     if path.is_file():
         data = np.load(path)
@@ -67,7 +67,9 @@ def view_bank(
     for _ in tqdm(range(subjects), desc="render views", disable=not progress):
         subject = Subject.sample(rng)
         scenes = ["white" if v % 2 == 0 else str(rng.choice(SCENE_NAMES)) for v in range(views)]
-        images.append([np.asarray(render(subject, s, Pose.sample(rng, size), size, rng).image) for s in scenes])
+        images.append(
+            [np.asarray(render(subject, s, Pose.sample(rng, size), size, rng).image) for s in scenes]
+        )
         shapes.append(SHAPES.index(subject.shape))
     bank = ViewBank(np.asarray(images, dtype=np.uint8), np.array(shapes))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,11 @@ from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SCENES, SHAPES, Subjec
 log = logging.getLogger(__name__)
 
 STAGES = (
-    "world", "classifier", "base", "base_check", "encoders", "heldout", "synth", "train", "eval", "ablation", "report",
+    "world", "classifier", "encoders", "vae", "base", "base_check",
+    "heldout", "synth", "train", "eval", "ablation", "report",
 )  # fmt: skip
+# stages that need only the rendered world: another process may run them while the base model trains
+INDEPENDENT = ("classifier", "encoders")
 EVAL_SCENES = ("grass", "night", "carpet", "sea", "beach", "desert", "wood", "snow")
 HELDOUT_STREAM = 10_000  # held-out appearances come from their own seed stream, never seen in training
 UNTRAINED, TEXT_ONLY = "untrained", "text-only"
@@ -63,10 +66,16 @@ class ToyWorld:
         if config_file.is_file() and json.loads(config_file.read_text()) != current:
             raise ValueError(f"{self.out} holds a toy world built with other settings; use a new --out")
         _write_json(config_file, current)
-        self.stages_file = self.out / "stages.json"
-        self.stages: dict[str, dict] = (
-            json.loads(self.stages_file.read_text()) if self.stages_file.is_file() else {}
-        )
+        self.path("stages").mkdir(exist_ok=True)
+
+    def stage_file(self, name: str) -> Path:
+        """One result file per stage, so concurrent processes running different stages never clash."""
+        return self.path("stages", f"{name}.json")
+
+    @property
+    def stages(self) -> dict[str, dict]:
+        """Finished stages (in pipeline order) with their seconds and results."""
+        return {n: json.loads(self.stage_file(n).read_text()) for n in STAGES if self.stage_file(n).is_file()}
 
     # ------------------------------------------------------------------------------ layout
     def path(self, *parts: str) -> Path:
@@ -100,24 +109,30 @@ class ToyWorld:
         return "".join(c if c.isalnum() else "-" for c in row).strip("-")
 
     # ------------------------------------------------------------------------------ running
-    def run(self, until: str | None = None) -> dict[str, dict]:
-        if until is not None and until not in STAGES:
-            raise ValueError(f"unknown stage {until!r} (stages: {', '.join(STAGES)})")
-        torch.manual_seed(self.config.seed)
-        for name in STAGES:
-            if name in self.stages:
-                log.info("toyworld: %s already done (%.1f s), skipping", name, self.stages[name]["seconds"])
+    def run(self, until: str | None = None, only: str | None = None) -> dict[str, dict]:
+        """Every unfinished stage in order (up to `until`), or just the stage `only`."""
+        for name in (until, only):
+            if name is not None and name not in STAGES:
+                raise ValueError(f"unknown stage {name!r} (stages: {', '.join(STAGES)})")
+        for name in [only] if only else STAGES:
+            if self.stage_file(name).is_file():
+                log.info("toyworld: %s already done, skipping", name)
             else:
-                started = time.perf_counter()
-                log.info("toyworld: stage %s", name)
-                stage: Callable[[], dict] = getattr(self, f"stage_{name}")
-                result = stage() or {}
-                self.stages[name] = {"seconds": round(time.perf_counter() - started, 1), **result}
-                _write_json(self.stages_file, self.stages)
-                log.info("toyworld: %s done in %.1f s", name, self.stages[name]["seconds"])
+                self.run_stage(name)
             if name == until:
                 break
         return self.stages
+
+    def run_stage(self, name: str) -> dict:
+        torch.manual_seed(self.config.seed)
+        started = time.perf_counter()
+        log.info("toyworld: stage %s", name)
+        stage: Callable[[], dict] = getattr(self, f"stage_{name}")
+        result = {"seconds": 0.0, **(stage() or {})}
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        _write_json(self.stage_file(name), result)
+        log.info("toyworld: %s done in %.1f s", name, result["seconds"])
+        return result
 
     # ------------------------------------------------------------------------------ data
     def scenes(self, split: str = "train"):
@@ -133,12 +148,21 @@ class ToyWorld:
 
         c = self.config
         return view_bank(
-            self.path("world", "views.npz"), c.view_subjects, c.views_per_subject, c.size, c.seed + 2, self.progress
+            self.path("world", "views.npz"),
+            c.view_subjects,
+            c.views_per_subject,
+            c.size,
+            c.seed + 2,
+            self.progress,
         )
 
     def stage_world(self) -> dict:
         train, val, bank = self.scenes("train"), self.scenes("val"), self.view_bank()
-        return {"scene_images": len(train), "val_images": len(val), "view_images": int(np.prod(bank.images.shape[:2]))}
+        return {
+            "scene_images": len(train),
+            "val_images": len(val),
+            "view_images": int(np.prod(bank.images.shape[:2])),
+        }
 
     def stage_classifier(self) -> dict:
         from model.toyworld.classifier import accuracy, save_classifier, train_classifier
@@ -154,12 +178,21 @@ class ToyWorld:
         return load_classifier(self.path("classifier.safetensors"))
 
     # ------------------------------------------------------------------------------ base model
+    def stage_vae(self) -> dict:
+        from model.toyworld.base import train_vae
+
+        vae = train_vae(self.scenes(), self.config.vae_steps, self.config.seed, self.progress)
+        vae.save_pretrained(self.path("vae"))
+        return {"scaling_factor": vae.config.scaling_factor}
+
     def stage_base(self) -> dict:
-        from model.toyworld.base import frozen_text_encoder, save_base_model, train_unet, train_vae
+        from diffusers import AutoencoderKL
+
+        from model.toyworld.base import frozen_text_encoder, save_base_model, train_unet
 
         c = self.config
         bank = self.scenes()
-        vae = train_vae(bank, c.vae_steps, c.seed, self.progress)
+        vae = AutoencoderKL.from_pretrained(self.path("vae"))
         text_encoder = frozen_text_encoder(c.seed)
         unet = train_unet(bank, vae, text_encoder, c.unet_steps, c.seed, progress=self.progress)
         tmp = self.path(".base-model.tmp")
@@ -194,7 +227,9 @@ class ToyWorld:
                 generator=torch.Generator().manual_seed(c.seed + start),
             ).images
         shapes, scenes = self.classifier().predict(images)
-        save_grid([images[i : i + 8] for i in range(0, min(len(images), 64), 8)], self.path("base-samples.png"))
+        save_grid(
+            [images[i : i + 8] for i in range(0, min(len(images), 64), 8)], self.path("base-samples.png")
+        )
         return {
             "pipeline_class": type(pipe).__name__,
             "samples": len(images),
@@ -263,7 +298,10 @@ class ToyWorld:
             *c.synth_flags, *(() if self.progress else ("--no-progress",)),
         )  # fmt: skip
         summaries = [json.loads(p.read_text()) for p in out.glob("summary-*.json")]
-        return {"kept": sum(s["kept"] for s in summaries), "rejected": sum(sum(s["rejected"].values()) for s in summaries)}
+        return {
+            "kept": sum(s["kept"] for s in summaries),
+            "rejected": sum(sum(s["rejected"].values()) for s in summaries),
+        }
 
     def stage_train(self) -> dict:
         """`bootpig train` (Algorithm 1, unchanged code) on the triplets."""
@@ -305,7 +343,9 @@ class ToyWorld:
             return {"skipped": True}
         started = time.perf_counter()
         self.train(NOISE_RUN, "noise")
-        return {"train_seconds": round(time.perf_counter() - started, 1)} | self.evaluate(self.ablation_rows())
+        return {"train_seconds": round(time.perf_counter() - started, 1)} | self.evaluate(
+            self.ablation_rows()
+        )
 
     def evaluate(self, rows: dict[str, dict]) -> dict:
         c = self.config
@@ -333,7 +373,9 @@ class ToyWorld:
         from model.pipeline import BootPIGPipeline
 
         if not self.checkpoint(run).is_dir():
-            raise FileNotFoundError(f"no trained weights at {self.checkpoint(run)}: run the train stage first")
+            raise FileNotFoundError(
+                f"no trained weights at {self.checkpoint(run)}: run the train stage first"
+            )
         target = Path(target)
         pipe = BootPIGPipeline.from_pretrained(self.base_model, self.checkpoint(run), local_files_only=True)
         pipe.to(torch.float16).save_pretrained(target)
@@ -368,7 +410,9 @@ class ToyWorld:
             metrics = json.loads(self.path("eval", self.row_folder(row), "metrics.json").read_text())
             results = metrics["results"]
             if row == UNTRAINED:
-                rows["reference views"] = {k: results["reference_images"]["overall"][k] for k in ("clip_i", "dino")}
+                rows["reference views"] = {
+                    k: results["reference_images"]["overall"][k] for k in ("clip_i", "dino")
+                }
                 rows[TEXT_ONLY] = results["sd"]["overall"] | self.prompt_accuracy(row, "sd", classifier)
             rows[row] = results["bootpig"]["overall"] | self.prompt_accuracy(row, "bootpig", classifier)
         _write_json(self.path("results.json"), rows)
@@ -380,7 +424,10 @@ class ToyWorld:
         """references | text-only | untrained | trained (k=4 softmax, k=1), first prompt, per subject."""
         k = min(4, self.config.heldout_views)
         columns = [(TEXT_ONLY, UNTRAINED, "sd"), (UNTRAINED, UNTRAINED, "bootpig")]
-        columns += [(f"trained k={k}", f"trained k={k} softmax", "bootpig"), ("trained k=1", "trained k=1", "bootpig")]
+        columns += [
+            (f"trained k={k}", f"trained k={k} softmax", "bootpig"),
+            ("trained k=1", "trained k=1", "bootpig"),
+        ]
         rows = []
         for name in list(self.heldout_subjects())[:8]:
             refs = [Image.open(p) for p in sorted(self.path("heldout", name).glob("*.png"))[:k]]
@@ -407,7 +454,9 @@ def results_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_grid(rows: list[list[Image.Image]], path: Path, header: list[str] | None = None, scale: int = 2) -> Path:
+def save_grid(
+    rows: list[list[Image.Image]], path: Path, header: list[str] | None = None, scale: int = 2
+) -> Path:
     """Rows of equal-size images as one picture, upscaled (nearest) so 64 px cells stay readable."""
     side = rows[0][0].width * scale
     top = 16 if header else 0
@@ -418,6 +467,9 @@ def save_grid(rows: list[list[Image.Image]], path: Path, header: list[str] | Non
         draw.text((x * side + 3, 2), label, fill="black")
     for y, row in enumerate(rows):
         for x, image in enumerate(row):
-            canvas.paste(image.convert("RGB").resize((side, side), Image.Resampling.NEAREST), (x * side, top + y * side))
+            canvas.paste(
+                image.convert("RGB").resize((side, side), Image.Resampling.NEAREST),
+                (x * side, top + y * side),
+            )
     canvas.save(path)
     return path

@@ -87,7 +87,9 @@ def train_toy_clip(bank: SceneBank, directory: Path, steps: int, seed: int, prog
         idx = pick(step)
         image = model.get_image_features(pixel_values=pixels[idx])
         ids = caption_index[idx]
-        text = model.get_text_features(input_ids=tokens.input_ids[ids], attention_mask=tokens.attention_mask[ids])
+        text = model.get_text_features(
+            input_ids=tokens.input_ids[ids], attention_mask=tokens.attention_mask[ids]
+        )
         image = getattr(image, "pooler_output", image)
         text = getattr(text, "pooler_output", text)
         return _soft_contrastive(image, text, labels[idx], model.logit_scale.exp().clamp(max=100))
@@ -106,7 +108,9 @@ def train_toy_dino(bank: ViewBank, directory: Path, steps: int, seed: int, progr
     subjects, views, size = bank.images.shape[:3]
     model = ViTModel(ViTConfig(**_vision(size, layers=4)), add_pooling_layer=False)
     processor = ViTImageProcessor(size={"height": size, "width": size})
-    pixels = pixel_values(processor, bank.images.reshape(-1, size, size, 3)).view(subjects, views, 3, size, size)
+    pixels = pixel_values(processor, bank.images.reshape(-1, size, size, 3)).view(
+        subjects, views, 3, size, size
+    )
     pick = batches(subjects, 48, seed)
     generator = torch.Generator().manual_seed(seed)
 
@@ -147,7 +151,9 @@ def train_toy_clipseg(bank: SceneBank, directory: Path, steps: int, seed: int, p
     model = CLIPSegForImageSegmentation(config)
     processor = CLIPSegProcessor(
         image_processor=ViTImageProcessor(
-            size={"height": size, "width": size}, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
+            size={"height": size, "width": size},
+            image_mean=[0.485, 0.456, 0.406],
+            image_std=[0.229, 0.224, 0.225],
         ),
         tokenizer=build_clip_tokenizer(),
     )
@@ -161,7 +167,9 @@ def train_toy_clipseg(bank: SceneBank, directory: Path, steps: int, seed: int, p
         idx = pick(step)
         ids = shapes[idx]
         logits = model(
-            input_ids=tokens.input_ids[ids], attention_mask=tokens.attention_mask[ids], pixel_values=pixels[idx]
+            input_ids=tokens.input_ids[ids],
+            attention_mask=tokens.attention_mask[ids],
+            pixel_values=pixels[idx],
         ).logits
         logits = logits.view(len(idx), *logits.shape[-2:])
         target = F.interpolate(masks[idx, None], size=logits.shape[-2:], mode="area")[:, 0]

@@ -165,7 +165,9 @@ def scene_background(scene: str, size: int, rng: np.random.Generator) -> np.ndar
     noise = rng.normal(0, 1, (size, size)).astype(np.float32)
 
     def field(rgb, jitter=0.015):
-        return np.clip(np.asarray(rgb, np.float32) + jitter * noise[..., None], 0, 1) * np.ones((size, size, 1))
+        return np.clip(np.asarray(rgb, np.float32) + jitter * noise[..., None], 0, 1) * np.ones(
+            (size, size, 1)
+        )
 
     if scene == "grass":
         blades = (np.sin(xs * 90 + 3 * noise) > 0.3)[..., None]

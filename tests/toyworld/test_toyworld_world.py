@@ -26,7 +26,9 @@ def test_samples_are_a_function_of_the_seed():
     a = random_sample(np.random.default_rng(7), 64)
     b = random_sample(np.random.default_rng(7), 64)
     c = random_sample(np.random.default_rng(8), 64)
-    assert np.array_equal(np.asarray(a.rendered.image), np.asarray(b.rendered.image)) and a.caption == b.caption
+    assert (
+        np.array_equal(np.asarray(a.rendered.image), np.asarray(b.rendered.image)) and a.caption == b.caption
+    )
     assert not np.array_equal(np.asarray(a.rendered.image), np.asarray(c.rendered.image))
 
 
@@ -38,7 +40,9 @@ def test_mask_marks_the_object_and_only_the_object(shape):
     on_white = render(subject, "white", pose, 64, rng)
     pixels = np.asarray(on_white.image).astype(int)
     assert 0.05 < on_white.mask.mean() < 0.8
-    assert (pixels[~on_white.mask] > 200).all(axis=-1).mean() > 0.97  # outside: white (anti-aliased edges aside)
+    assert (pixels[~on_white.mask] > 200).all(
+        axis=-1
+    ).mean() > 0.97  # outside: white (anti-aliased edges aside)
     in_scene = render(subject, "carpet", pose, 64, rng)
     assert np.array_equal(in_scene.mask, on_white.mask)  # the mask does not depend on the background
 
