@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel
 
 from model.text import encode_text
-from model.tiny import tiny_scheduler, tiny_text_encoder
+from model.tiny import sd_pipeline, tiny_scheduler, tiny_text_encoder
 from model.tokenizer import build_clip_tokenizer
 from model.toyworld.data import SceneBank, as_tensor
 from model.toyworld.fit import averaged_copy, batches, fit
@@ -135,16 +135,7 @@ def train_unet(
 
 def save_base_model(directory: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, unet) -> Path:
     """Write SD 2.1's folder layout: model_index.json, vae/, text_encoder/, tokenizer/, unet/, scheduler/."""
-    StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=build_clip_tokenizer(),
-        unet=unet,
-        scheduler=tiny_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).save_pretrained(directory)
+    sd_pipeline(vae, text_encoder, unet).save_pretrained(directory)
     return directory
 
 

@@ -24,7 +24,7 @@ class ToyWorldConfig(BaseModel):
     dino_steps: int = Field(400, ge=1)
     clipseg_steps: int = Field(300, ge=1)
     sample_steps: int = Field(
-        20, ge=1, description="UniPC steps of every generation (base check, synth, eval)."
+        15, ge=1, description="UniPC steps of every generation (base check, synth, eval)."
     )
     quality_samples: int = Field(
         2, ge=1, description="Base-model samples per (shape, scene) for the quality bar."
@@ -41,7 +41,7 @@ class ToyWorldConfig(BaseModel):
     # evaluation, through `bootpig eval`
     heldout_subjects: int = Field(8, ge=2)
     heldout_views: int = Field(4, ge=2)
-    prompts: int = Field(4, ge=1, le=8, description="Prompts (scenes) per held-out subject.")
+    prompts: int = Field(2, ge=1, le=8, description="Prompts (scenes) per held-out subject.")
     images_per_prompt: int = Field(2, ge=1, le=4)
     poolings: tuple[str, ...] = ("softmax", "argmax", "average", "concat")
 

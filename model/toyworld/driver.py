@@ -407,7 +407,10 @@ class ToyWorld:
         classifier = self.classifier()
         rows: dict[str, dict] = {}
         for row in self.eval_rows() | self.ablation_rows():
-            metrics = json.loads(self.path("eval", self.row_folder(row), "metrics.json").read_text())
+            metrics_file = self.path("eval", self.row_folder(row), "metrics.json")
+            if not metrics_file.is_file():  # a row not run (yet), e.g. the ablation
+                continue
+            metrics = json.loads(metrics_file.read_text())
             results = metrics["results"]
             if row == UNTRAINED:
                 rows["reference views"] = {

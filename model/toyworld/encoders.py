@@ -64,6 +64,14 @@ def _soft_contrastive(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, sc
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T)) / 2
 
 
+def _fit_and_save(model, processor, loss_at, steps: int, desc: str, directory: Path, progress: bool) -> Path:
+    """Train, then save model and processor together: a folder `from_pretrained` loads like a hub id."""
+    fit(model.parameters(), loss_at, steps, 1e-3, desc, progress=progress)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
 def train_toy_clip(bank: SceneBank, directory: Path, steps: int, seed: int, progress: bool = True) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
@@ -94,10 +102,7 @@ def train_toy_clip(bank: SceneBank, directory: Path, steps: int, seed: int, prog
         text = getattr(text, "pooler_output", text)
         return _soft_contrastive(image, text, labels[idx], model.logit_scale.exp().clamp(max=100))
 
-    fit(model.parameters(), loss_at, steps, 1e-3, "toy clip", progress=progress)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return _fit_and_save(model, processor, loss_at, steps, "toy clip", directory, progress)
 
 
 def train_toy_dino(bank: ViewBank, directory: Path, steps: int, seed: int, progress: bool = True) -> Path:
@@ -127,10 +132,7 @@ def train_toy_dino(bank: ViewBank, directory: Path, steps: int, seed: int, progr
         positive = (labels[:, None] == labels[None, :]).float() - torch.eye(len(z))
         return F.cross_entropy(logits, positive / positive.sum(1, keepdim=True))
 
-    fit(model.parameters(), loss_at, steps, 1e-3, "toy dino", progress=progress)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return _fit_and_save(model, processor, loss_at, steps, "toy dino", directory, progress)
 
 
 def train_toy_clipseg(bank: SceneBank, directory: Path, steps: int, seed: int, progress: bool = True) -> Path:
@@ -175,7 +177,4 @@ def train_toy_clipseg(bank: SceneBank, directory: Path, steps: int, seed: int, p
         target = F.interpolate(masks[idx, None], size=logits.shape[-2:], mode="area")[:, 0]
         return F.binary_cross_entropy_with_logits(logits, target)
 
-    fit(model.parameters(), loss_at, steps, 1e-3, "toy clipseg", progress=progress)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return _fit_and_save(model, processor, loss_at, steps, "toy clipseg", directory, progress)

@@ -1,4 +1,4 @@
-"""The toy-world tests run tiny networks: one torch thread is fastest when other processes share the cores."""
+"""The toy-world tests run tiny networks (see `one_torch_thread` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _tiny_models_on_one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)
