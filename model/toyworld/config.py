@@ -19,10 +19,10 @@ class ToyWorldConfig(BaseModel):
     # toy networks
     classifier_steps: int = Field(1500, ge=1)
     vae_steps: int = Field(500, ge=1)
-    unet_steps: int = Field(1000, ge=1)
+    unet_steps: int = Field(1200, ge=1)
     clip_steps: int = Field(300, ge=1)
     dino_steps: int = Field(400, ge=1)
-    clipseg_steps: int = Field(300, ge=1)
+    clipseg_steps: int = Field(1200, ge=1)
     sample_steps: int = Field(
         15, ge=1, description="UniPC steps of every generation (base check, synth, eval)."
     )

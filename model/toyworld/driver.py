@@ -30,8 +30,6 @@ STAGES = (
     "world", "classifier", "encoders", "vae", "base", "base_check",
     "heldout", "synth", "train", "eval", "ablation", "report",
 )  # fmt: skip
-# stages that need only the rendered world: another process may run them while the base model trains
-INDEPENDENT = ("classifier", "encoders")
 EVAL_SCENES = ("grass", "night", "carpet", "sea", "beach", "desert", "wood", "snow")
 HELDOUT_STREAM = 10_000  # held-out appearances come from their own seed stream, never seen in training
 UNTRAINED, TEXT_ONLY = "untrained", "text-only"
@@ -188,12 +186,12 @@ class ToyWorld:
     def stage_base(self) -> dict:
         from diffusers import AutoencoderKL
 
-        from model.toyworld.base import frozen_text_encoder, save_base_model, train_unet
+        from model.toyworld.base import save_base_model, text_encoder_from_clip, train_unet
 
         c = self.config
         bank = self.scenes()
         vae = AutoencoderKL.from_pretrained(self.path("vae"))
-        text_encoder = frozen_text_encoder(c.seed)
+        text_encoder = text_encoder_from_clip(self.path("encoders", "clip"))
         unet = train_unet(bank, vae, text_encoder, c.unet_steps, c.seed, progress=self.progress)
         tmp = self.path(".base-model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
