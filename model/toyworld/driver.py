@@ -375,8 +375,10 @@ class ToyWorld:
                 f"no trained weights at {self.checkpoint(run)}: run the train stage first"
             )
         target = Path(target)
-        pipe = BootPIGPipeline.from_pretrained(self.base_model, self.checkpoint(run), local_files_only=True)
-        pipe.to(torch.float16).save_pretrained(target)
+        pipe = BootPIGPipeline.from_pretrained(
+            self.base_model, self.checkpoint(run), torch_dtype=torch.float16, local_files_only=True
+        )
+        pipe.save_pretrained(target)
         for name in list(self.heldout_subjects())[:examples]:
             shutil.copytree(self.path("heldout", name), target / "examples" / name, dirs_exist_ok=True)
         return target
