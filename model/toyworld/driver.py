@@ -1,10 +1,11 @@
 """`bootpig toyworld`: build the toy world and run the whole BootPIG recipe through the production code.
 
-Stages, each skipped when DIR/stages.json says it finished (so a rerun resumes):
-world (render data banks) -> classifier -> base (VAE + UNet from scratch) -> base_check (quality bar
-through `AutoPipelineForText2Image`) -> encoders (toy CLIP, toy DINO, tiny CLIPSeg) -> heldout (a
-DreamBooth-layout folder of unseen subjects) -> synth (`bootpig synth`) -> train (`bootpig train`) ->
-eval (`bootpig eval`, one call per row) -> report (table, grid picture).
+Stages, each skipped when DIR/stages/<stage>.json says it finished (so a rerun resumes):
+world (render data banks) -> classifier -> encoders (toy CLIP, toy DINO, tiny CLIPSeg) -> vae -> base
+(UNet from scratch, reading the toy CLIP's text tower) -> base_check (quality bar through
+`AutoPipelineForText2Image`) -> heldout (a DreamBooth-layout folder of unseen subjects) -> synth
+(`bootpig synth`) -> train (`bootpig train`) -> eval (`bootpig eval`, one call per row) -> ablation
+(noise-filled random erasing) -> report (table, grid picture).
 """
 
 from __future__ import annotations
