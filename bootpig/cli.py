@@ -20,6 +20,7 @@ COMMANDS = [
     "train",
     "synth",
     "eval",
+    "toyworld",
     "config",
     "submit",
     "subjects",

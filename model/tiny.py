@@ -103,14 +103,13 @@ def tiny_scheduler() -> UniPCMultistepScheduler:
     )
 
 
-def make_tiny_model(directory: str | Path, seed: int = 0) -> Path:
-    """Write a tiny SD-layout model folder with `ref_unet/` and `base_unet/` BootPIG weights."""
-    directory = Path(directory)
-    torch.manual_seed(seed)
-    unet = tiny_unet()
-    base = StableDiffusionPipeline(
-        vae=tiny_vae(),
-        text_encoder=tiny_text_encoder(),
+def sd_pipeline(
+    vae: AutoencoderKL, text_encoder: CLIPTextModel, unet: UNet2DConditionModel
+) -> StableDiffusionPipeline:
+    """SD 2.1's parts around these networks: the offline CLIP tokenizer, UniPC, no safety checker."""
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
         tokenizer=build_clip_tokenizer(),
         unet=unet,
         scheduler=tiny_scheduler(),
@@ -118,7 +117,14 @@ def make_tiny_model(directory: str | Path, seed: int = 0) -> Path:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    base.save_pretrained(directory)
+
+
+def make_tiny_model(directory: str | Path, seed: int = 0) -> Path:
+    """Write a tiny SD-layout model folder with `ref_unet/` and `base_unet/` BootPIG weights."""
+    directory = Path(directory)
+    torch.manual_seed(seed)
+    unet = tiny_unet()
+    sd_pipeline(tiny_vae(), tiny_text_encoder(), unet).save_pretrained(directory)
     # The untrained BootPIG starts both UNets from the base UNet; perturb the reference copy a little
     # so tests can tell the two apart.
     ref_unet = copy.deepcopy(unet)

@@ -12,6 +12,17 @@ import pytest
 SHIPPED_DREAMBOOTH = Path(__file__).resolve().parent / "data" / "dreambooth"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run faster on one thread, and far faster when other processes share the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random-weight model in the real on-disk layout (SD folders + ref_unet/ + base_unet/)."""

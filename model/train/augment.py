@@ -3,7 +3,7 @@
 Algorithm 1 of the paper builds the reference from the target at every step. Without augmentation the
 Reference UNet learns to copy the object pixel-for-pixel at its position in the target, so the object
 is resized (area drawn from [min_area, 1] of the largest size that fits), moved to a random position,
-flipped, and sometimes colour-jittered or partly erased.
+flipped, and sometimes colour-jittered or partly erased (with white, the background of references).
 
 All randomness comes from torch's global generator; the dataset seeds it per sample inside
 `torch.random.fork_rng`, which makes every reference a pure function of (seed, sample number).
@@ -83,5 +83,6 @@ def augmented_reference(
     if torch.rand(()).item() < augmentation.color_jitter:
         reference = COLOR_JITTER(reference)
     if torch.rand(()).item() < augmentation.random_erasing:
-        reference = v2.RandomErasing(p=1.0)(reference)
+        fill = 1.0 if augmentation.erasing_fill == "white" else "random"
+        reference = v2.RandomErasing(p=1.0, value=fill)(reference)
     return reference

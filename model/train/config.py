@@ -35,6 +35,11 @@ class AugmentationConfig(BaseModel):
     random_erasing: float = Field(
         0.4, ge=0.0, le=1.0, description="Probability of erasing a random rectangle (authors' release: 0.4)."
     )
+    erasing_fill: Literal["white", "noise"] = Field(
+        "white",
+        description="What an erased rectangle is filled with: the references' white background, or "
+        "random noise (torchvision's default, which puts colours that are not the object's on the object).",
+    )
 
 
 class TrainConfig(BaseModel):

@@ -12,14 +12,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one thread, and far faster when other processes share the cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _tiny_models_on_one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)
 
 
 @dataclass

@@ -119,3 +119,18 @@ def test_all_bad_records_raise_a_clear_error(tmp_path, triplet_writers):
     with pytest.raises(ValueError, match="no triplets"):
         TripletDataset(tmp_path, 64)
     assert record.id == "00000000"
+
+
+def test_random_erasing_fills_with_the_white_background():
+    image, mask = square_on_background()
+    erase_only = NO_AUGMENTATION.model_copy(update={"random_erasing": 1.0})
+    torch.manual_seed(0)
+    plain = augmented_reference(image, mask, 64, NO_AUGMENTATION)
+    torch.manual_seed(0)
+    erased = augmented_reference(image, mask, 64, erase_only)
+    changed = (erased != plain).any(0)
+    assert changed.any()
+    assert torch.all(erased[:, changed] == 1.0)  # every erased pixel is white, none is noise
+    torch.manual_seed(0)
+    noisy = augmented_reference(image, mask, 64, erase_only.model_copy(update={"erasing_fill": "noise"}))
+    assert (noisy[:, (noisy != plain).any(0)] < 0.99).any()

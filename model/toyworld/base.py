@@ -1,0 +1,152 @@
+"""The toy base model: a latent text-to-image diffusion model in SD 2.1's folder layout, from scratch.
+
+Same parts as SD 2.1-base (AutoencoderKL, CLIP text encoder + tokenizer, UNet2DConditionModel with
+linear projections, UniPC on the scaled-linear schedule), only tiny: a VAE with a 4x downsampling
+factor (64 px images -> 16x16 latents) and a three-level UNet. The text encoder is the toy CLIP's text
+tower, frozen, as SD uses OpenCLIP's. Saved with
+`StableDiffusionPipeline.save_pretrained`, so `AutoPipelineForText2Image` and `BootPIGPipeline` load it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel
+
+from model.text import encode_text
+from model.tiny import sd_pipeline, tiny_scheduler
+from model.tokenizer import build_clip_tokenizer
+from model.toyworld.data import SceneBank, as_tensor
+from model.toyworld.fit import averaged_copy, batches, fit
+
+KL_WEIGHT = 1e-6
+LATENT_CHANNELS = 8  # SD has 4 at 1/8 of the side; 8 at 1/4 keeps the patterns of a 64 px world
+VAE_CROP = 32  # the VAE is convolutional: it trains on crops, 4x cheaper than whole images
+
+
+def toy_vae(size: int) -> AutoencoderKL:
+    """Three blocks: latents are 1/4 of the image side (SD: four blocks, 1/8)."""
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=LATENT_CHANNELS,
+        block_out_channels=(16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=size,
+    )
+
+
+def toy_unet(latent_size: int, cross_attention_dim: int) -> UNet2DConditionModel:
+    """SD 2.x-shaped: self- and cross-attention at 16x16 and 8x8, linear projections."""
+    return UNet2DConditionModel(
+        sample_size=latent_size,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=(2, 4, 4),
+        use_linear_projection=True,
+        norm_num_groups=8,
+    )
+
+
+def train_vae(bank: SceneBank, steps: int, seed: int, progress: bool = True) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    vae = toy_vae(bank.images.shape[1])
+    pick = batches(len(bank), 32, seed)
+    crop_rng = np.random.default_rng(seed)
+    side = bank.images.shape[1]
+
+    def loss_at(step: int) -> torch.Tensor:
+        top, left = crop_rng.integers(0, side - VAE_CROP + 1, 2) // 4 * 4
+        x = as_tensor(bank.images[pick(step).numpy(), top : top + VAE_CROP, left : left + VAE_CROP])
+        posterior = vae.encode(x).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        return (reconstruction - x).abs().mean() + KL_WEIGHT * posterior.kl().mean()
+
+    fit(vae.parameters(), loss_at, steps, 2e-3, "vae", progress=progress)
+    vae.eval()
+    with torch.no_grad():  # SD scales latents to unit variance; measure the factor on this bank
+        latents = encode_bank(vae, bank.images[:512], scale=False)
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+    return vae
+
+
+@torch.no_grad()
+def encode_bank(vae: AutoencoderKL, images: np.ndarray, scale: bool = True) -> torch.Tensor:
+    """Posterior means of uint8 images, scaled like the pipelines scale them."""
+    chunks = [
+        vae.encode(as_tensor(images[i : i + 128])).latent_dist.mode() for i in range(0, len(images), 128)
+    ]
+    latents = torch.cat(chunks)
+    return latents * vae.config.scaling_factor if scale else latents
+
+
+def train_unet(
+    bank: SceneBank,
+    vae: AutoencoderKL,
+    text_encoder: CLIPTextModel,
+    steps: int,
+    seed: int,
+    batch_size: int = 32,
+    caption_drop: float = 0.1,
+    progress: bool = True,
+) -> UNet2DConditionModel:
+    """Plain epsilon-prediction diffusion loss on cached latents; returns the EMA weights."""
+    torch.manual_seed(seed)
+    latents = encode_bank(vae, bank.images)
+    tokenizer = build_clip_tokenizer()
+    unique = sorted(set(bank.captions))
+    with torch.no_grad():
+        table = torch.cat(
+            [encode_text(tokenizer, text_encoder, unique[i : i + 256]) for i in range(0, len(unique), 256)]
+        )
+        empty = encode_text(tokenizer, text_encoder, [""])
+    caption_index = torch.tensor([unique.index(c) for c in bank.captions])
+    unet = toy_unet(latents.shape[-1], text_encoder.config.hidden_size)
+    ema = averaged_copy(unet)
+    noise_scheduler = DDPMScheduler.from_config(tiny_scheduler().config)
+    pick = batches(len(bank), batch_size, seed)
+
+    def loss_at(step: int) -> torch.Tensor:
+        idx = pick(step)
+        x0 = latents[idx]
+        context = table[caption_index[idx]]
+        drop = torch.rand(len(idx)) < caption_drop
+        context = torch.where(drop[:, None, None], empty, context)
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(idx),))
+        noisy = noise_scheduler.add_noise(x0, noise, t)
+        return torch.nn.functional.mse_loss(unet(noisy, t, context).sample, noise)
+
+    fit(unet.parameters(), loss_at, steps, 1e-3, "base unet", progress=progress, ema=(unet, ema, 0.998))
+    return ema.eval()
+
+
+def save_base_model(directory: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, unet) -> Path:
+    """Write SD 2.1's folder layout: model_index.json, vae/, text_encoder/, tokenizer/, unet/, scheduler/."""
+    sd_pipeline(vae, text_encoder, unet).save_pretrained(directory)
+    return directory
+
+
+def text_encoder_from_clip(clip_directory: Path) -> CLIPTextModel:
+    """The toy CLIP's text tower as SD's frozen text encoder (SD 2.1 uses OpenCLIP's the same way).
+
+    A random frozen text encoder, tried first, gives the UNet almost nothing to read: the base model's
+    samples then ignored shape and scene (13 % / 23 % by the classifier, chance is 12.5 %).
+    """
+    from transformers import CLIPModel
+
+    clip = CLIPModel.from_pretrained(clip_directory)
+    text_encoder = CLIPTextModel(clip.config.text_config)
+    text_encoder.load_state_dict(clip.text_model.state_dict())
+    return text_encoder.eval().requires_grad_(False)

@@ -1,0 +1,74 @@
+"""Sizes of a toy-world run: the full benchmark (`bootpig toyworld`) and the reduced scale of the tests."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ToyWorldConfig(BaseModel):
+    """Every size and step count of one run; written to DIR/config.json and checked when resuming."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(64, ge=64, multiple_of=16, description="Side of every image (synth/train need >= 64).")
+    seed: int = Field(0, ge=0)
+    # data banks
+    scene_images: int = Field(6000, ge=64, description="Rendered (image, caption, mask) training samples.")
+    view_subjects: int = Field(2000, ge=16, description="Subjects of the toy-DINO view bank.")
+    views_per_subject: int = Field(4, ge=2)
+    # toy networks
+    classifier_steps: int = Field(1500, ge=1)
+    vae_steps: int = Field(500, ge=1)
+    unet_steps: int = Field(1200, ge=1)
+    clip_steps: int = Field(300, ge=1)
+    dino_steps: int = Field(400, ge=1)
+    clipseg_steps: int = Field(1200, ge=1)
+    sample_steps: int = Field(
+        15, ge=1, description="UniPC steps of every generation (base check, synth, eval)."
+    )
+    quality_samples: int = Field(
+        2, ge=1, description="Base-model samples per (shape, scene) for the quality bar."
+    )
+    # BootPIG data and training, through `bootpig synth` and `bootpig train`
+    synth_count: int = Field(600, ge=8)
+    synth_flags: tuple[str, ...] = Field((), description="Extra `bootpig synth` flags (e.g. mask filter).")
+    train_steps: int = Field(300, ge=1)
+    train_batch: int = Field(8, ge=1)
+    lr: float = Field(1e-4, gt=0, description="Both BootPIG learning rates (the paper's are for SD's size).")
+    erasing_ablation: bool = Field(
+        True, description="Also train with noise-filled random erasing and compare."
+    )
+    # evaluation, through `bootpig eval`
+    heldout_subjects: int = Field(8, ge=2)
+    heldout_views: int = Field(4, ge=2)
+    prompts: int = Field(2, ge=1, le=8, description="Prompts (scenes) per held-out subject.")
+    images_per_prompt: int = Field(2, ge=1, le=4)
+    poolings: tuple[str, ...] = ("softmax", "argmax", "average", "concat")
+
+
+def reduced_config() -> ToyWorldConfig:
+    """The smallest run that still passes through every stage (the test suite's)."""
+    return ToyWorldConfig(
+        scene_images=128,
+        view_subjects=16,
+        views_per_subject=2,
+        classifier_steps=2,
+        vae_steps=2,
+        unet_steps=2,
+        clip_steps=2,
+        dino_steps=2,
+        clipseg_steps=2,
+        sample_steps=2,
+        quality_samples=1,
+        synth_count=8,
+        # random weights segment nothing reliably: keep every mask so the later stages get triplets
+        synth_flags=("--mask-threshold", "0", "--max-area", "1", "--border-margin", "0"),
+        train_steps=2,
+        train_batch=2,
+        erasing_ablation=False,
+        heldout_subjects=2,
+        heldout_views=2,
+        prompts=1,
+        images_per_prompt=1,
+        poolings=("softmax",),
+    )

@@ -1,0 +1,60 @@
+"""A reduced-scale `bootpig toyworld`: every stage connects through the production commands, every
+metric of the table is computed, and a rerun resumes instead of redoing work.
+
+The learning result itself is the full run's benchmark (docs/toyworld.md), not a test: at this scale
+the networks train for two steps, so only the plumbing is checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from PIL import Image
+
+from bootpig.cli import main
+from model.pipeline import BootPIGPipeline
+from model.toyworld.driver import STAGES
+from model.triplets import read_manifest
+
+
+def finished_stages(out) -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in (out / "stages").glob("*.json")}
+
+
+def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, capsys):
+    out = tmp_path / "world"
+    assert main(["toyworld", "--out", str(out), "--reduced", "--no-progress"]) == 0
+
+    stages = finished_stages(out)
+    assert set(stages) == set(STAGES)
+    assert stages["base_check"]["pipeline_class"] == "StableDiffusionPipeline"  # AutoPipelineForText2Image
+    assert 0.0 <= stages["base_check"]["shape_accuracy"] <= 1.0
+    records = list(read_manifest(out / "triplets"))
+    assert records and all(r.t2i_model.endswith("base-model") for r in records)
+    assert all(r.segmenter.endswith("clipseg") for r in records)
+
+    trained = BootPIGPipeline.from_pretrained(out / "base-model", out / "bootpig" / "white-erasing" / "final")
+    assert trained.has_trained_weights and trained.reference_size == 64
+
+    rows = json.loads((out / "results.json").read_text())
+    assert {"reference views", "text-only", "untrained", "trained k=1", "trained k=2 softmax"} <= set(rows)
+    for name, row in rows.items():
+        keys = ("clip_i", "dino") if name == "reference views" else ("clip_t", "clip_i", "dino")
+        keys += () if name == "reference views" else ("shape_accuracy", "scene_accuracy")
+        assert all(math.isfinite(row[k]) for k in keys), name
+    table = (out / "results.md").read_text()
+    assert table.count("\n") == len(rows) + 2 and "| trained k=1 |" in table
+    assert Image.open(out / "grid.png").size[0] == 2 * 64 * (2 + 4)  # 2 references + 4 columns
+
+    capsys.readouterr()
+    assert main(["toyworld", "--out", str(out), "--reduced", "--no-progress"]) == 0
+    assert finished_stages(out) == stages  # nothing was redone
+    assert "total:" in capsys.readouterr().out
+
+
+def test_a_run_folder_refuses_other_settings(tmp_path, capsys):
+    out = tmp_path / "world"
+    assert main(["toyworld", "--out", str(out), "--reduced", "--until", "world", "--no-progress"]) == 0
+    assert main(["toyworld", "--out", str(out), "--reduced", "--seed", "1", "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err

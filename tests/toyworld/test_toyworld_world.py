@@ -1,0 +1,77 @@
+"""The renderer: deterministic scenes, exact masks, captions in the synth grammar, views of one subject."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.synth.captions import parse_caption
+from model.toyworld.world import (
+    SCENE_NAMES,
+    SHAPES,
+    Pose,
+    Subject,
+    caption,
+    random_sample,
+    render,
+    views,
+)
+
+
+def test_world_has_enough_shapes_and_scenes():
+    assert len(SHAPES) >= 8 and len(SCENE_NAMES) >= 8
+
+
+def test_samples_are_a_function_of_the_seed():
+    a = random_sample(np.random.default_rng(7), 64)
+    b = random_sample(np.random.default_rng(7), 64)
+    c = random_sample(np.random.default_rng(8), 64)
+    assert (
+        np.array_equal(np.asarray(a.rendered.image), np.asarray(b.rendered.image)) and a.caption == b.caption
+    )
+    assert not np.array_equal(np.asarray(a.rendered.image), np.asarray(c.rendered.image))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mask_marks_the_object_and_only_the_object(shape):
+    rng = np.random.default_rng(0)
+    subject = Subject.sample(rng, shape)
+    pose = Pose(cx=32, cy=32, radius=20)
+    on_white = render(subject, "white", pose, 64, rng)
+    pixels = np.asarray(on_white.image).astype(int)
+    assert 0.05 < on_white.mask.mean() < 0.8
+    assert (pixels[~on_white.mask] > 200).all(
+        axis=-1
+    ).mean() > 0.97  # outside: white (anti-aliased edges aside)
+    in_scene = render(subject, "carpet", pose, 64, rng)
+    assert np.array_equal(in_scene.mask, on_white.mask)  # the mask does not depend on the background
+
+
+@pytest.mark.parametrize("scene", SCENE_NAMES)
+def test_captions_parse_in_the_offline_grammar_and_name_only_shape_and_scene(scene):
+    text = caption("star", scene, "lying on")
+    parsed = parse_caption(text)
+    assert parsed is not None and parsed.object == "star" and parsed.text == text
+
+
+def test_objects_stay_clear_of_the_frame():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        sample = random_sample(rng, 64)
+        ys, xs = np.nonzero(sample.rendered.mask)
+        assert min(xs.min(), ys.min()) >= 3 and max(xs.max(), ys.max()) <= 60  # synth's 25 px @ 512 margin
+
+
+def test_views_of_one_subject_differ_in_pose_but_keep_its_colours():
+    rng = np.random.default_rng(2)
+    subject, other = Subject.sample(rng, "ball"), Subject.sample(rng, "ball")
+    shots = views(subject, 3, 64, rng)
+    masks = [shot.mask for shot in shots]
+    assert not np.array_equal(masks[0], masks[1])
+
+    def colours(shot):
+        return np.asarray(shot.image)[shot.mask].mean(axis=0)
+
+    same = np.abs(colours(shots[0]) - colours(shots[1])).sum()
+    different = np.abs(colours(shots[0]) - colours(views(other, 1, 64, rng)[0])).sum()
+    assert same < different
