@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -17,18 +19,35 @@ from app.errors import APIError
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-def check_image(data: bytes, index: int, max_pixels: int, field: str = "images") -> tuple[str, int, int]:
+@dataclass(frozen=True)
+class ImageLimits:
+    """What a reference image may be (the values live in `bootpig.settings.Settings`)."""
+
+    max_pixels: int
+    max_side: int
+    max_aspect_ratio: float
+
+    @classmethod
+    def from_settings(cls, settings) -> ImageLimits:
+        return cls(settings.max_image_pixels, settings.max_image_side, settings.max_image_aspect_ratio)
+
+
+def check_image(
+    data: bytes | BinaryIO, index: int, limits: ImageLimits, field: str = "images"
+) -> tuple[str, int, int]:
     """Return (format, width, height) of a valid image, or raise an APIError naming `field[index]`."""
-    if not data:
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    if not source.seek(0, io.SEEK_END):
         raise APIError(422, "empty_file", f"image {index} is empty", field, index)
+    source.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(source)
         except UnidentifiedImageError:
             raise APIError(415, "not_an_image", f"image {index} is not an image file", field, index) from None
         except Image.DecompressionBombError:
-            raise _too_many_pixels(index, max_pixels, field) from None
+            raise _too_many_pixels(index, limits.max_pixels, field) from None
         except Exception:
             raise APIError(422, "corrupt_image", f"image {index} cannot be read", field, index) from None
         with image:
@@ -41,8 +60,7 @@ def check_image(data: bytes, index: int, max_pixels: int, field: str = "images")
                     index,
                 )
             width, height = image.size
-            if width * height > max_pixels:
-                raise _too_many_pixels(index, max_pixels, field)
+            _check_shape(width, height, index, limits, field)
             try:
                 image.load()
             except Exception:
@@ -50,6 +68,21 @@ def check_image(data: bytes, index: int, max_pixels: int, field: str = "images")
                     422, "corrupt_image", f"image {index} is truncated or corrupt", field, index
                 ) from None
             return image.format, width, height
+
+
+def _check_shape(width: int, height: int, index: int, limits: ImageLimits, field: str) -> None:
+    """Refuse, from the header alone, sizes and shapes that would only cost the worker memory."""
+    if width * height > limits.max_pixels:
+        raise _too_many_pixels(index, limits.max_pixels, field)
+    if max(width, height) > limits.max_side:
+        message = f"image {index} is {width} x {height}; its sides may be at most {limits.max_side:,} pixels"
+        raise APIError(413, "image_too_large", message, field, index)
+    if max(width, height) > limits.max_aspect_ratio * max(1, min(width, height)):
+        message = (
+            f"image {index} is {width} x {height}; its long side may be at most "
+            f"{limits.max_aspect_ratio:g} times its short side"
+        )
+        raise APIError(422, "aspect_ratio", message, field, index)
 
 
 def _too_many_pixels(index: int, max_pixels: int, field: str) -> APIError:

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.auth import authenticator
 from app.errors import APIError, error_response, install_error_handlers
-from app.images import check_image
+from app.images import ImageLimits, check_image
 from app.metrics import build_registry
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
 from app.uploads import UploadLimits, read_multipart
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry, submissions = build_registry(store)
     owner_of_request = authenticator(settings)
     limits = UploadLimits(IMAGES_FIELD, MAX_REFERENCES, settings.max_file_bytes, settings.max_request_bytes)
+    image_limits = ImageLimits.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise APIError(422, "no_images", "at least one reference image is required", IMAGES_FIELD)
             params = parse_generation_fields(form.fields, settings.segment.value)
             for index, upload in enumerate(form.files):
-                await run_in_threadpool(check_image, upload.data, index, settings.max_image_pixels)
+                await run_in_threadpool(check_image, upload.data, index, image_limits)
         except APIError:
             submissions.labels("rejected").inc()
             raise

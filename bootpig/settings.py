@@ -128,6 +128,41 @@ class Settings(BaseSettings):
         description="Largest accepted reference image in pixels (width x height), checked before "
         "decoding so a decompression bomb is refused cheaply (default 40 MP).",
     )
+    max_image_side: int = Field(
+        12_000, gt=0, description="Longest accepted side of a reference image in pixels (width or height)."
+    )
+    max_image_aspect_ratio: float = Field(
+        8.0,
+        ge=1,
+        description="Largest accepted ratio of a reference image's long side to its short side; the worker "
+        "crops and pads to a square, so a sliver of a photo only wastes memory and time.",
+    )
+    client_read_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds a client may take to send a request's headers, and may leave its body "
+        "stalled between two chunks, before the connection is closed (slow-client protection).",
+    )
+    upload_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a POST /generate body may take in all (50 MiB at ~3.5 Mbit/s in the default).",
+    )
+    max_concurrent_uploads: int = Field(
+        4,
+        ge=1,
+        description="POST /generate bodies read at the same time per API process; more wait up to "
+        "upload_queue_timeout, then get 503. Bounds the API's memory with the file limits.",
+    )
+    upload_queue_timeout: float = Field(
+        10.0, ge=0, description="Seconds a submission waits for an upload slot before it is answered 503."
+    )
+    upload_spool_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Uploaded files up to this size stay in memory while they are checked; larger ones "
+        "are spooled to a temporary file.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
