@@ -24,7 +24,7 @@ from app.errors import APIError, error_response, install_error_handlers
 from app.images import ImageLimits, check_image
 from app.metrics import build_registry
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
-from app.uploads import UploadLimits, read_multipart
+from app.uploads import UploadLimits, UploadSlots, read_multipart
 from bootpig.settings import Settings, get_settings
 from model.config import DEMO_WARNING, MAX_REFERENCES, RANDOM_SEED_RANGE
 from worker.store import FINAL_STATES, IdempotencyConflict, JobStore, connect, request_fingerprint
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = JobStore(connect(settings), settings)
     registry, submissions = build_registry(store)
     owner_of_request = authenticator(settings)
-    limits = UploadLimits(IMAGES_FIELD, MAX_REFERENCES, settings.max_file_bytes, settings.max_request_bytes)
+    limits = UploadLimits.from_settings(settings, IMAGES_FIELD, MAX_REFERENCES)
+    upload_slots = UploadSlots(settings.max_concurrent_uploads, settings.upload_queue_timeout)
     image_limits = ImageLimits.from_settings(settings)
 
     @asynccontextmanager
@@ -124,17 +125,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
             submissions.labels("queue_full").inc()
             raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
+        async with upload_slots.slot():
+            return await accept(request, owner)
+
+    async def accept(request: Request, owner: str) -> Response:
         try:
             form = await read_multipart(request, limits)
+        except APIError:
+            submissions.labels("rejected").inc()
+            raise
+        try:
             if not form.files:
                 raise APIError(422, "no_images", "at least one reference image is required", IMAGES_FIELD)
             params = parse_generation_fields(form.fields, settings.segment.value)
             for index, upload in enumerate(form.files):
-                await run_in_threadpool(check_image, upload.data, index, image_limits)
+                await run_in_threadpool(check_image, upload.file, index, image_limits)
+            images = [upload.data for upload in form.files]
         except APIError:
             submissions.labels("rejected").inc()
             raise
-        images = [upload.data for upload in form.files]
+        finally:
+            form.close()
         idempotency_key = request.headers.get("idempotency-key")
         fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
         if params.get("seed") is None:  # chosen here so the 202 answer already shows it

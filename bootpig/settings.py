@@ -163,6 +163,9 @@ class Settings(BaseSettings):
         description="Uploaded files up to this size stay in memory while they are checked; larger ones "
         "are spooled to a temporary file.",
     )
+    api_workers: int = Field(
+        1, ge=1, description="API processes `bootpig serve` runs on its port (uvicorn workers)."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
