@@ -66,3 +66,21 @@ def test_page_shows_field_errors(service, browser, tmp_path):
     browser.find_element(By.ID, "submit").click()
     error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
     assert error.startswith("images[0]:") and "not an image" in error
+
+
+def test_page_names_the_field_once(service, browser, dog_photos):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(service.url + "/")
+    wait = WebDriverWait(browser, 30)
+    steps = browser.find_element(By.ID, "steps")
+    wait.until(lambda d: steps.get_attribute("max"))
+    browser.execute_script("arguments[0].removeAttribute('max')", steps)  # as an old page would send it
+    browser.find_element(By.ID, "prompt").send_keys("a dog")
+    browser.find_element(By.CSS_SELECTOR, "details summary").click()
+    steps.send_keys("100000")
+    browser.find_element(By.ID, "images").send_keys(str(dog_photos[0]))
+    browser.find_element(By.ID, "submit").click()
+    error = wait.until(lambda d: d.find_element(By.ID, "error").text)
+    assert error.startswith("steps: ") and not error.startswith("steps: steps:"), error
