@@ -20,10 +20,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.auth import authenticator
+from app.docs import install_docs
 from app.errors import APIError, error_response, install_error_handlers
 from app.images import ImageLimits, check_image
 from app.metrics import build_registry
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
+from app.security import SecurityHeaders, content_security_policy
 from app.uploads import UploadLimits, UploadSlots, read_multipart
 from bootpig.settings import Settings, get_settings
 from model.config import DEMO_WARNING, MAX_REFERENCES, RANDOM_SEED_RANGE
@@ -73,8 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "get images of that object in it. Jobs run on GPU workers behind a Redis queue.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    pages = [*install_docs(app), (STATIC / "index.html").read_text()]
+    app.add_middleware(SecurityHeaders, csp=content_security_policy(pages))
 
     @app.exception_handler(redis.exceptions.RedisError)
     async def _redis_down(request: Request, exc: redis.exceptions.RedisError) -> JSONResponse:

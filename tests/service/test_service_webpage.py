@@ -84,3 +84,17 @@ def test_page_names_the_field_once(service, browser, dog_photos):
     browser.find_element(By.ID, "submit").click()
     error = wait.until(lambda d: d.find_element(By.ID, "error").text)
     assert error.startswith("steps: ") and not error.startswith("steps: steps:"), error
+
+
+def test_api_docs_render_under_the_csp(service, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(service.url + "/docs")
+    title = WebDriverWait(browser, 60).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    )
+    assert "BootPIG" in title.text
+    blocked = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not blocked, blocked
