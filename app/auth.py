@@ -1,15 +1,31 @@
-"""Optional API keys: off by default (local use); with keys set, each key is its own client."""
+"""Who is calling, and which jobs are theirs.
+
+API keys are off by default (local use); with keys set, each key is its own client and sees only the
+jobs it created: a job remembers a hash of its creator's key (`owner_of`), and another client's job is
+answered exactly like a job that does not exist.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
+from app.deps import SettingsDep, StoreDep
 from app.errors import APIError
-from bootpig.settings import Settings
-from worker.store import owner_of
+from jobs.record import JobRecord
+from jobs.store import JobStore
+
+MAX_JOB_ID_CHARS = 64  # ids are 32 hex digits; longer input is not looked up at all
+
+
+def owner_of(api_key: str | None) -> str:
+    """Jobs remember a hash of the key that created them, never the key itself."""
+    if api_key is None:
+        return "public"
+    return hashlib.sha256(api_key.encode()).hexdigest()[:24]
 
 
 def presented_key(request: Request) -> str | None:
@@ -21,18 +37,34 @@ def presented_key(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def authenticator(settings: Settings) -> Callable[[Request], str]:
-    """A dependency returning the caller's owner id (a hash of its key), or raising 401."""
-    keys = [key.encode() for key in settings.api_keys]
+def caller(request: Request, settings: SettingsDep) -> str:
+    """The caller's owner id (a hash of its key), or 401 when keys are required and none valid is given."""
+    if not settings.api_keys:
+        return owner_of(None)
+    key = presented_key(request)
+    # Compare against every key in constant time so the timing reveals nothing.
+    valid = key is not None and any(
+        [secrets.compare_digest(key.encode(), accepted.encode()) for accepted in settings.api_keys]
+    )
+    if not valid:
+        raise APIError(401, "unauthorized", "a valid API key is required (X-API-Key header)", "X-API-Key")
+    return owner_of(key)
 
-    def owner_of_request(request: Request) -> str:
-        if not keys:
-            return owner_of(None)
-        key = presented_key(request)
-        # Compare against every key in constant time so the timing reveals nothing.
-        valid = key is not None and any([secrets.compare_digest(key.encode(), k) for k in keys])
-        if not valid:
-            raise APIError(401, "unauthorized", "a valid API key is required (X-API-Key header)", "X-API-Key")
-        return owner_of(key)
 
-    return owner_of_request
+CallerDep = Annotated[str, Depends(caller)]
+
+
+def load_owned_job(store: JobStore, job_id: str, owner: str) -> JobRecord:
+    """The caller's job, or 404 (also for another client's job: it is indistinguishable from none)."""
+    record = store.get(job_id) if len(job_id) <= MAX_JOB_ID_CHARS else None
+    if record is None or record.owner != owner:
+        raise APIError(404, "not_found", "no such job", "id")
+    return record
+
+
+def owned_job(job_id: str, store: StoreDep, owner: CallerDep) -> JobRecord:
+    """Dependency form of `load_owned_job` for routes under `/jobs/{job_id}`."""
+    return load_owned_job(store, job_id, owner)
+
+
+OwnedJobDep = Annotated[JobRecord, Depends(owned_job)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,6 +49,11 @@ def install_error_handlers(app: FastAPI) -> None:
             str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")
         )
         return error_response(422, "invalid", first["msg"], field or None)
+
+    @app.exception_handler(redis.exceptions.RedisError)
+    async def _redis_down(request: Request, exc: redis.exceptions.RedisError) -> JSONResponse:
+        log.error("Redis error on %s: %s", request.url.path, exc)
+        return error_response(503, "queue_unavailable", "the job queue is unavailable; retry shortly")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

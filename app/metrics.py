@@ -6,7 +6,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from worker.store import FINAL_STATES, JobStore
+from jobs.record import FINAL_STATES
+from jobs.store import JobStore
 
 
 class QueueCollector:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import APIError
+from jobs.record import JobRecord
 from model.config import MAX_REFERENCES, GenerationConfig
 
 IMAGES_FIELD = "images"
@@ -106,18 +107,15 @@ def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def job_view(record: dict[str, Any], position: int | None) -> JobView:
-    job_id = record["id"]
-    created, started, finished = record["created_at"], record["started_at"], record["finished_at"]
-    status = record["status"]
-    images = (
-        [f"/jobs/{job_id}/images/{n}" for n in range(record["num_images"])] if status == "finished" else []
-    )
+def job_view(record: JobRecord, position: int | None) -> JobView:
+    job_id, status = record.id, record.status.value
+    created, started, finished = record.created_at, record.started_at, record.finished_at
+    images = [f"/jobs/{job_id}/images/{n}" for n in range(record.num_images)] if status == "finished" else []
     return JobView(
         id=job_id,
         status=status,
         position=position if status == "queued" else None,
-        progress=Progress(step=record["step"], total=record["total"]),
+        progress=Progress(step=record.step, total=record.total),
         timings=Timings(
             created_at=_time(created),
             started_at=_time(started),
@@ -125,10 +123,10 @@ def job_view(record: dict[str, Any], position: int | None) -> JobView:
             queued_seconds=None if started is None else round(started - created, 4),
             run_seconds=None if started is None or finished is None else round(finished - started, 4),
         ),
-        params=record["params"],
-        attempt=record["attempt"],
-        cancel_requested=record["cancel"] and status == "started",
-        error=record.get("error") or None,
+        params=record.params,
+        attempt=record.attempt,
+        cancel_requested=record.cancel and status == "started",
+        error=record.error,
         images=images,
         links={"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}"},
     )

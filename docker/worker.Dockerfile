@@ -51,6 +51,7 @@ COPY pyproject.toml README.md ./
 COPY bootpig ./bootpig
 COPY model ./model
 COPY app ./app
+COPY jobs ./jobs
 COPY worker ./worker
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
     && bootpig --help > /dev/null

@@ -1,4 +1,4 @@
-"""The queue side of the service: the Redis job store shared with the API, and the GPU worker.
+"""The GPU side of the service: `bootpig worker` loads the pipeline once and runs queued jobs.
 
-`worker.store` is light (redis + rq only) so the API can import it without torch.
+The job store it shares with the API lives in `jobs` (light: no torch).
 """

@@ -14,15 +14,15 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
 
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from bootpig.settings import Settings, load_served_pipeline
+from jobs.store import JobStore, connect
+from jobs.sweeper import Sweeper
 from worker.runner import WorkerRuntime, install_runtime
-from worker.store import JobStore, connect
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +31,16 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-class Heartbeat(threading.Thread):
-    """Announces this worker (and its model) and reaps dead workers' jobs, independent of the job loop."""
+class Heartbeat:
+    """What this worker announces in Redis (and its model), independent of the job loop."""
 
-    def __init__(self, store: JobStore, runtime: WorkerRuntime, interval: float):
-        super().__init__(name="bootpig-heartbeat", daemon=True)
-        self.store, self.runtime, self.interval = store, runtime, interval
-        self.stopped = threading.Event()
+    def __init__(self, store: JobStore, runtime: WorkerRuntime):
+        self.store, self.runtime = store, runtime
         self.started_at = time.time()
 
     def beat(self) -> None:
         info = self.runtime.info
-        beat_at = time.time()  # read before the current job: the order `worker.store._forgot` relies on
+        beat_at = time.time()  # read before the current job: the order `jobs.store._forgot` relies on
         self.store.heartbeat(
             self.runtime.name,
             {
@@ -61,15 +59,6 @@ class Heartbeat(threading.Thread):
                 "beat_at": beat_at,
             },
         )
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                self.beat()
-                for job_id, outcome in self.store.sweep():
-                    log.warning("job %s recovered: %s", job_id, outcome)
-            except Exception:  # noqa: BLE001 - a Redis hiccup must not kill the heartbeat
-                log.exception("heartbeat failed")
 
 
 def serve(settings: Settings, burst: bool = False) -> int:
@@ -91,9 +80,10 @@ def serve(settings: Settings, burst: bool = False) -> int:
         step_delay=settings.worker_step_delay,
     )
     install_runtime(runtime)
-    heartbeat = Heartbeat(store, runtime, settings.heartbeat_interval)
+    heartbeat = Heartbeat(store, runtime)
     heartbeat.beat()
-    heartbeat.start()
+    sweeper = Sweeper(store, settings.heartbeat_interval, "bootpig-heartbeat", beat=heartbeat.beat)
+    sweeper.start()
     log.info(
         "worker %s: ready on queue %r (model %s, %s)", name, settings.queue_name, info.model, info.device
     )
@@ -103,7 +93,7 @@ def serve(settings: Settings, burst: bool = False) -> int:
     try:
         rq_worker.work(burst=burst, logging_level=logging.getLevelName(log.getEffectiveLevel()))
     finally:
-        heartbeat.stopped.set()
+        sweeper.stop()
         store.forget_worker(name)
         log.info("worker %s: stopped", name)
     return 0

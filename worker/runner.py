@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 from rq.timeouts import JobTimeoutException
 
+from jobs.record import JobStatus
+from jobs.store import JobStore
 from model.config import GenerationConfig
-from worker.store import JobStatus, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def run_job(job_id: str, attempt: int) -> str:
     """Claim the job, run it, store the outcome; returns the final state (for RQ's log)."""
     rt = runtime()
     # Set before the claim and cleared only after the outcome is stored: the heartbeat then proves to the
-    # reaper whether this worker still runs the job (see `worker.store._forgot`).
+    # reaper whether this worker still runs the job (see `jobs.store._forgot`).
     rt.current_job = job_id
     try:
         claimed = rt.store.claim(job_id, attempt, rt.name)
@@ -88,12 +89,14 @@ def run_job(job_id: str, attempt: int) -> str:
 def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
     from model.pipeline import GenerationCancelled
 
-    record = rt.store.get(job_id) or {}
+    record = rt.store.get(job_id)
     started = time.monotonic()
     step_times: list[float] = []
     try:
-        config = resolve_config(record.get("params", {}), rt.pipe)
-        images = load_inputs(rt.store, job_id, record.get("num_inputs", 0))
+        if record is None:
+            raise InputsExpired("the job expired before a worker was free; submit it again")
+        config = resolve_config(record.params, rt.pipe)
+        images = load_inputs(rt.store, job_id, record.num_inputs)
         rt.store.set_fields(job_id, {"total": config.steps, "params": config.model_dump_json()})
         result = _generate(rt, job_id, config, images, started, step_times)
     except GenerationCancelled:

@@ -16,7 +16,7 @@ import redis
 
 from app.schemas import parse_generation_fields
 from bootpig.settings import Settings
-from worker.store import JobStore, connect
+from jobs.store import JobStore, connect
 
 HEARTBEAT_TTL = 2.0  # the stacks' heartbeat: interval 0.5 s, ttl 2 s
 RECOVERY_BOUND = 30.0  # worker start-up, orphans seen missing twice `HEARTBEAT_TTL` apart, slack for 2 cores
@@ -42,19 +42,19 @@ def store(stack) -> JobStore:
 def new_job(store: JobStore, photo: bytes) -> str:
     params = parse_generation_fields({"prompt": "a dog", "steps": "2"}, "none") | {"seed": 7}
     record, _ = store.create("public", params, [photo])
-    return record["id"]
+    return record.id
 
 
 def take(store: JobStore, job_id: str, worker: str) -> None:
     """What a worker does: pop the job's RQ entry, then claim the job."""
-    store.queue.remove(store.get(job_id)["rq_id"])
+    store.queue.remove(store.get(job_id).rq_id)
     assert store.claim(job_id, 1, worker) == "ok"
 
 
 def queued_jobs(store: JobStore) -> list[str]:
     keys = store.redis.scan_iter(match=store.job_key("*"), count=1000)
     ids = [key.decode().rpartition(":")[2] for key in keys if key.count(b":") == store.prefix.count(":") + 1]
-    return [job_id for job_id in ids if store.get(job_id)["status"] == "queued"]
+    return [job_id for job_id in ids if store.get(job_id).status == "queued"]
 
 
 def crash_on_enqueue(monkeypatch, store: JobStore) -> None:
@@ -72,7 +72,7 @@ def test_released_job_that_the_client_canceled_is_not_run_again(store, photo_byt
     assert store.cancel(job_id) == "cancelling"
     store.release(job_id, 1, "stopping-worker")  # a second SIGTERM arrives before the next step
     job = store.get(job_id)
-    assert job["status"] == "canceled" and job["error"] == "canceled by the client"
+    assert job.status == "canceled" and job.error == "canceled by the client"
     assert store.queue_length() == 0 and store.inputs(job_id, 1) == [None]
 
 
@@ -82,13 +82,13 @@ def test_reaped_job_that_the_client_canceled_is_not_run_again(store, photo_bytes
     assert store.cancel(job_id) == "cancelling"
     assert (job_id, "canceled") in store.reap()
     job = store.get(job_id)
-    assert job["status"] == "canceled" and job["attempt"] == 1 and store.queue_length() == 0
+    assert job.status == "canceled" and job.attempt == 1 and store.queue_length() == 0
     assert not store.redis.sismember(store.running_key, job_id)
 
 
 def test_a_claim_renews_the_record_so_a_long_wait_cannot_expire_it_mid_run(store, photo_bytes):
     job_id = new_job(store, photo_bytes[0])
-    store.queue.remove(store.get(job_id)["rq_id"])
+    store.queue.remove(store.get(job_id).rq_id)
     store.redis.expire(store.job_key(job_id), 30)  # it waited almost `input_ttl` in the queue
     assert store.claim(job_id, 1, "slow-worker") == "ok"
     assert store.redis.ttl(store.job_key(job_id)) > store.settings.job_timeout
@@ -120,7 +120,7 @@ def test_jobs_cut_off_between_their_two_redis_steps_still_run(stack, store, phot
     store.redis.set(store.worker_key("live-worker"), json.dumps(beat), ex=600)
     for job_id in (reaped, released, created):
         job = store.get(job_id)
-        assert job["status"] == "queued" and store.position(job["rq_id"]) is None  # in limbo
+        assert job.status == "queued" and store.position(job.rq_id) is None  # in limbo
 
     started = time.monotonic()
     stack.start_worker(wait=False)

@@ -1,4 +1,9 @@
-"""Every kind of bad input gets a JSON 4xx naming the field, and the service keeps working."""
+"""Every kind of bad input gets a JSON 4xx naming the field, and the service keeps working.
+
+Validation happens entirely in the API process, so most tests call the app in-process (FastAPI's
+TestClient) on the shared stack's Redis and queue: no HTTP server adds anything there, and accepted jobs
+still run on the stack's real worker. A chunked upload and a burst of bad requests go through real HTTP.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ import zlib
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
+
+from app.main import create_app
+from bootpig.settings import Settings
+from jobs.store import JobStore, connect
 
 LIMITS = {"max_file_bytes": 200_000, "max_request_bytes": 500_000, "max_image_pixels": 1_000_000}
 
@@ -51,15 +61,31 @@ def assert_error(response: httpx.Response, status: int, field: str | None, code:
     return error
 
 
+def in_process_client(service, **settings: object) -> TestClient:
+    """The API app in this process, on the stack's Redis prefix and queue (its worker runs the jobs)."""
+    config = Settings(
+        redis_url=service.env["REDIS_URL"], key_prefix=service.prefix, queue_name=service.queue, **settings
+    )
+    app = create_app(config, store=JobStore(connect(config), config))
+    return TestClient(app, raise_server_exceptions=False)  # answer 500s as a real server would
+
+
 @pytest.fixture(scope="module")
 def client(service):
-    with httpx.Client(base_url=service.url, timeout=30) as http:
+    with in_process_client(service) as http:
         yield http
 
 
 @pytest.fixture(scope="module")
 def limited(service):
-    """A second API on the same queue with small limits, so the limit tests send little data."""
+    """The app with small limits, so the limit tests send little data."""
+    with in_process_client(service, **LIMITS) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def limited_http(service):
+    """A second API process with the small limits: a chunked body must meet a real HTTP server."""
     url = service.start_api(**LIMITS)
     with httpx.Client(base_url=url, timeout=30) as http:
         yield http
@@ -154,7 +180,7 @@ def test_request_over_total_limit(limited, jpeg):
     assert post(limited, [part] * 2).status_code == 202  # under both limits
 
 
-def test_limits_hold_without_content_length(limited, jpeg):
+def test_limits_hold_without_content_length(limited_http, jpeg):
     """A chunked body has no Content-Length: the running total must still stop it."""
     boundary = "xyzBOUNDARY"
     part = padded(jpeg, 150_000)
@@ -166,7 +192,7 @@ def test_limits_hold_without_content_length(limited, jpeg):
             yield (head + "Content-Type: image/jpeg\r\n\r\n").encode() + part + b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 
-    response = limited.post(
+    response = limited_http.post(
         "/generate", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
     )
     assert "content-length" not in response.request.headers

@@ -2,9 +2,10 @@
 
 Why a record of our own next to RQ's: RQ moves job ids between lists, but the states users see
 (queued, started, finished, failed, canceled), progress, cancellation flags, worker ownership and retry
-counts must change atomically and survive a dead worker. So each job is one Redis hash changed only
-by the Lua scripts below, and RQ (with the JSON serializer: no pickles) only carries `(job_id, attempt)`
-to a worker. Uploaded images and result PNGs are plain byte strings under their own keys with a TTL.
+counts must change atomically and survive a dead worker. So each job is one Redis hash (its typed form:
+`jobs.record.JobRecord`) changed only by the Lua scripts of `jobs.scripts`, and RQ (with the JSON
+serializer: no pickles) only carries `(job_id, attempt)` to a worker.
+Uploaded images and result PNGs are plain byte strings under their own keys with a TTL.
 
 Keys (all under `settings.key_prefix`):
   job:<id>             hash: status, owner, params, attempt, worker, step/total, timings, error
@@ -24,7 +25,6 @@ import hashlib
 import json
 import secrets
 import time
-from enum import Enum
 from typing import Any
 
 import redis
@@ -32,6 +32,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bootpig.settings import Settings
+from jobs import scripts
+from jobs.record import JobRecord, JobStatus, as_text
 
 RUN_JOB = "worker.runner.run_job"
 # Upper bounds (seconds) of the histogram buckets exported on /metrics.
@@ -40,131 +42,6 @@ STEP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
 HISTOGRAMS = {"job_seconds": JOB_SECONDS_BUCKETS, "step_seconds": STEP_SECONDS_BUCKETS}
 RQ_TIMEOUT_GRACE = 60  # RQ's own SIGALRM timeout is a backstop behind the cooperative per-step one
 IDEMPOTENCY_WAIT = 2.0
-
-
-class JobStatus(str, Enum):
-    queued = "queued"
-    started = "started"
-    finished = "finished"
-    failed = "failed"
-    canceled = "canceled"
-
-
-FINAL_STATES = (JobStatus.finished, JobStatus.failed, JobStatus.canceled)
-
-# claim(job, running, queued) [id, attempt, worker, now, record ttl] -> "ok" | status | "stale" | "missing"
-#   The record's life starts again at the claim: one that waited long must not expire during its run.
-_CLAIM = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status ~= 'queued' then return status end
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 'stale' end
-redis.call('HSET', KEYS[1], 'status', 'started', 'worker', ARGV[3], 'started_at', ARGV[4], 'step', 0)
-redis.call('HDEL', KEYS[1], 'missing_since')
-redis.call('HINCRBY', KEYS[1], 'runs', 1)
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return 'ok'
-"""
-
-# finish(job, running) [id, worker, attempt, field, value, ...] -> 1 if this worker still owned the job
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2]
-   or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then
-  return 0
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('SREM', KEYS[2], ARGV[1])
-return 1
-"""
-
-# cancel(job, queued) [now, id] -> "canceled" (was queued) | "cancelling" (was started) | final status
-#   | "missing"
-_CANCEL = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', 'canceled by the client')
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  return 'canceled'
-end
-if status == 'started' then
-  redis.call('HSET', KEYS[1], 'cancel', '1')
-  return 'cancelling'
-end
-return status
-"""
-
-# reap(job, running, queued) [id, worker, max attempts, now, failure message, retry reason, started_at|""]
-#   -> requeued | failed | canceled | stale | moved. With started_at, only that very run is reaped.
-#   A job whose client asked to cancel it is canceled rather than run again.
-_REAP = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'started' then
-  redis.call('SREM', KEYS[2], ARGV[1])
-  return 'stale'
-end
-if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'moved' end
-if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'started_at') ~= ARGV[7] then return 'moved' end
-redis.call('SREM', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[4], 'error', 'canceled by the client')
-  return 'canceled'
-end
-local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
-if attempt < tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1, 'step', 0, 'worker', '',
-             'rq_id', '', 'retry_reason', ARGV[6])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-  return 'requeued'
-end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[5])
-return 'failed'
-"""
-
-# release(job, running, queued) [id, worker, now] -> released | canceled | 0: a stopping worker hands its
-#   job back (same attempt); one the client asked to cancel is canceled instead of being run again.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
-  return 0
-end
-redis.call('SREM', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[3], 'error', 'canceled by the client')
-  return 'canceled'
-end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'step', 0, 'worker', '', 'rq_id', '')
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-return 'released'
-"""
-
-# adopt(job, queued, rq queue) [id, now, seen missing before, new rq id] -> waiting | missing | adopt | stale
-#   A queued job must sit in RQ's queue. One seen absent twice, `grace` apart, lost its RQ entry (a process
-#   died between changing the record and enqueueing): it gets a new RQ id, which the caller enqueues.
-#   Calling this again is harmless, so a crash between this script and the enqueue is recovered too.
-_ADOPT = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return 'stale'
-end
-local rq_id = redis.call('HGET', KEYS[1], 'rq_id')
-if rq_id and rq_id ~= '' and redis.call('LPOS', KEYS[3], rq_id) then
-  redis.call('HDEL', KEYS[1], 'missing_since')
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  return 'waiting'
-end
-local since = redis.call('HGET', KEYS[1], 'missing_since')
-if not since or tonumber(since) > tonumber(ARGV[3]) then
-  if not since then redis.call('HSET', KEYS[1], 'missing_since', ARGV[2]) end
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  return 'missing'
-end
-redis.call('HDEL', KEYS[1], 'missing_since')
-redis.call('HSET', KEYS[1], 'rq_id', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 'adopt'
-"""
 
 
 class IdempotencyConflict(ValueError):
@@ -187,13 +64,6 @@ def new_job_id() -> str:
     return secrets.token_hex(16)
 
 
-def owner_of(api_key: str | None) -> str:
-    """Jobs remember a hash of the key that created them, never the key itself."""
-    if api_key is None:
-        return "public"
-    return hashlib.sha256(api_key.encode()).hexdigest()[:24]
-
-
 def connect(settings: Settings) -> redis.Redis:
     """Bytes-mode client (RQ needs it) with short timeouts so a dead Redis fails fast."""
     return redis.Redis.from_url(
@@ -202,7 +72,7 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    return None if value is None else as_text(value)
 
 
 def _new_rq_id(job_id: str) -> str:
@@ -230,12 +100,12 @@ class JobStore:
         self.settings = settings
         self.prefix = settings.key_prefix
         self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
-        self._claim = connection.register_script(_CLAIM)
-        self._finish = connection.register_script(_FINISH)
-        self._cancel = connection.register_script(_CANCEL)
-        self._reap = connection.register_script(_REAP)
-        self._release = connection.register_script(_RELEASE)
-        self._adopt = connection.register_script(_ADOPT)
+        self._claim = connection.register_script(scripts.CLAIM)
+        self._finish = connection.register_script(scripts.FINISH)
+        self._cancel = connection.register_script(scripts.CANCEL)
+        self._reap = connection.register_script(scripts.REAP)
+        self._release = connection.register_script(scripts.RELEASE)
+        self._adopt = connection.register_script(scripts.ADOPT)
 
     # ----------------------------------------------------------------- keys
     def job_key(self, job_id: str) -> str:
@@ -269,7 +139,7 @@ class JobStore:
         images: list[bytes],
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[JobRecord, bool]:
         """Store a job and enqueue it; with an Idempotency-Key already used, return that job instead.
 
         `fingerprint` (see `request_fingerprint`) is kept with the key: the same key sent with a different
@@ -288,33 +158,27 @@ class JobStore:
                 if record is not None:
                     return record, False
                 self.redis.set(slot, claim, ex=self.settings.result_ttl)  # the first try never landed
-        now = time.time()
+        record = JobRecord(
+            id=job_id,
+            owner=owner,
+            status=JobStatus.queued,
+            params=params,
+            num_inputs=len(images),
+            total=params.get("steps", 0),
+            created_at=time.time(),
+        )
         ttl = self.settings.input_ttl
         with self.redis.pipeline(transaction=True) as pipe:
             for index, data in enumerate(images):
                 pipe.set(self.input_key(job_id, index), data, ex=ttl)
-            pipe.hset(
-                self.job_key(job_id),
-                mapping={
-                    "id": job_id,
-                    "owner": owner,
-                    "status": JobStatus.queued.value,
-                    "params": json.dumps(params),
-                    "num_inputs": len(images),
-                    "attempt": 1,
-                    "runs": 0,
-                    "step": 0,
-                    "total": params.get("steps", 0),
-                    "created_at": now,
-                },
-            )
+            pipe.hset(self.job_key(job_id), mapping=record.to_hash())
             pipe.expire(self.job_key(job_id), ttl)
-            pipe.zadd(self.queued_key, {job_id: now})
+            pipe.zadd(self.queued_key, {job_id: record.created_at})
             pipe.execute()
         self.enqueue(job_id, 1)
-        return self.get(job_id) or {}, True
+        return self.get(job_id) or record, True
 
-    def _wait_for_record(self, job_id: str) -> dict[str, Any] | None:
+    def _wait_for_record(self, job_id: str) -> JobRecord | None:
         """A concurrent retry may see the key a moment before the job exists."""
         deadline = time.monotonic() + IDEMPOTENCY_WAIT
         while True:
@@ -342,18 +206,9 @@ class JobStore:
             description=f"bootpig job {job_id} attempt {attempt}",
         )
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.hgetall(self.job_key(job_id))
-        if not raw:
-            return None
-        record: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
-        record["params"] = json.loads(record.get("params") or "{}")
-        for name in ("attempt", "runs", "step", "total", "num_inputs", "num_images"):
-            record[name] = int(record[name]) if record.get(name) else 0
-        for name in ("created_at", "started_at", "finished_at"):
-            record[name] = float(record[name]) if record.get(name) else None
-        record["cancel"] = record.get("cancel") == "1"
-        return record
+        return JobRecord.from_hash(raw) if raw else None
 
     def position(self, rq_id: str | None) -> int | None:
         """1-based place in the queue (1: next to run), or None when not waiting in it."""

@@ -1,0 +1,137 @@
+"""Jobs: submit (validate, store, enqueue), poll, fetch result images, cancel."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from app.auth import CallerDep, OwnedJobDep, load_owned_job
+from app.deps import SettingsDep, StoreDep, SubmissionsDep
+from app.errors import APIError
+from app.images import ImageLimits, check_image
+from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
+from app.uploads import UploadLimits, read_multipart
+from bootpig.settings import Settings
+from jobs.record import JobRecord
+from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
+from model.config import MAX_REFERENCES, RANDOM_SEED_RANGE
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+router = APIRouter()
+
+
+def view(store: JobStore, record: JobRecord) -> JobView:
+    position = store.position(record.rq_id) if record.status == "queued" else None
+    return job_view(record, position)
+
+
+@router.post(
+    "/generate",
+    status_code=202,
+    response_model=JobView,
+    summary="Submit a generation job",
+    description=f"Upload 1-{MAX_REFERENCES} reference photos and the generation parameters; answers 202 "
+    "with the job.\n\nSend `Idempotency-Key: <any string>` to make retries safe: the same key (per client) "
+    "with the same request returns the same job instead of creating another; the same key with other "
+    "parameters or images is rejected (422 `idempotency_key_reused`).",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form_schema()}}}
+    },
+    responses={
+        200: {"description": "Replay of an earlier submission with the same Idempotency-Key"},
+        401: {"description": "Missing or invalid API key"},
+        413: {"description": "A file, the pixel count or the request is over its limit"},
+        415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
+        422: {
+            "description": "A field is missing, malformed or out of range (`error.field` names it), "
+            "or the Idempotency-Key was already used for a different request"
+        },
+        429: {"description": "The queue is full"},
+    },
+)
+async def submit(
+    request: Request, owner: CallerDep, store: StoreDep, settings: SettingsDep, submissions: SubmissionsDep
+) -> Response:
+    if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
+        submissions.labels("queue_full").inc()
+        raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
+    async with request.app.state.upload_slots.slot():
+        images, params = await read_submission(request, settings, submissions)
+    idempotency_key = request.headers.get("idempotency-key")
+    fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
+    if params.get("seed") is None:  # chosen here so the 202 answer already shows it
+        params["seed"] = secrets.randbelow(RANDOM_SEED_RANGE)
+    try:
+        record, created = await run_in_threadpool(
+            store.create, owner, params, images, idempotency_key, fingerprint
+        )
+    except IdempotencyConflict as exc:
+        submissions.labels("rejected").inc()
+        raise APIError(422, "idempotency_key_reused", f"{exc}; use a new key", IDEMPOTENCY_HEADER) from None
+    submissions.labels("accepted" if created else "replayed").inc()
+    body = view(store, record).model_dump(mode="json")
+    headers = {"Location": f"/jobs/{record.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=202 if created else 200, headers=headers)
+
+
+async def read_submission(request: Request, settings: Settings, submissions) -> tuple[list[bytes], dict]:
+    """The checked images and parameters of a submission, read within an upload slot."""
+    try:
+        form = await read_multipart(
+            request, UploadLimits.from_settings(settings, IMAGES_FIELD, MAX_REFERENCES)
+        )
+    except APIError:
+        submissions.labels("rejected").inc()
+        raise
+    try:
+        if not form.files:
+            raise APIError(422, "no_images", "at least one reference image is required", IMAGES_FIELD)
+        params = parse_generation_fields(form.fields, settings.segment.value)
+        limits = ImageLimits.from_settings(settings)
+        for index, upload in enumerate(form.files):
+            await run_in_threadpool(check_image, upload.file, index, limits)
+        return [upload.data for upload in form.files], params
+    except APIError:
+        submissions.labels("rejected").inc()
+        raise
+    finally:
+        form.close()
+
+
+@router.get("/jobs/{job_id}", response_model=JobView, responses={404: {"description": "Unknown job"}})
+def get_job(record: OwnedJobDep, store: StoreDep) -> JobView:
+    """Status, queue position, progress, timings, parameters and (when finished) image URLs."""
+    return view(store, record)
+
+
+@router.get(
+    "/jobs/{job_id}/images/{n}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "Unknown job or image"}},
+)
+def get_image(n: int, record: OwnedJobDep, store: StoreDep) -> Response:
+    """The n-th result image (0-based) of a finished job."""
+    data = store.image(record.id, n) if record.status == "finished" and n >= 0 else None
+    if data is None:
+        raise APIError(404, "not_found", f"job {record.id} has no image {n}", "n")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=202,
+    response_model=JobView,
+    responses={404: {"description": "Unknown job"}, 409: {"description": "The job already ended"}},
+)
+def cancel_job(record: OwnedJobDep, store: StoreDep, owner: CallerDep) -> JobView:
+    """Cancel a queued job now, or a running one at its next denoising step."""
+    if record.ended:
+        raise APIError(409, "already_ended", f"the job already ended ({record.status.value})", "id")
+    store.cancel(record.id)
+    return view(store, load_owned_job(store, record.id, owner))
