@@ -160,10 +160,12 @@ async def timed(send, times: list[float], dropped: list[str]) -> httpx.Response:
     raise RuntimeError(f"the server dropped the connection 3 times: {dropped[-1]}")
 
 
-async def run_client(http, photos, args, posts, gets, jobs, dropped) -> None:
+async def run_client(http, photos, args, posts, gets, jobs, dropped, deadline: float) -> None:
     files = image_files(photos)
     data = {"prompt": "a dog on the beach", "steps": str(args.steps), "segment": "none"}
     for _ in range(args.jobs_per_client):
+        if time.perf_counter() > deadline:
+            return
         response = await timed(lambda: http.post("/generate", data=data, files=files), posts, dropped)
         response.raise_for_status()
         job_id = response.json()["id"]
@@ -172,6 +174,8 @@ async def run_client(http, photos, args, posts, gets, jobs, dropped) -> None:
             if job["status"] in FINAL:
                 jobs.append(job)
                 break
+            if time.perf_counter() > deadline:
+                return
             await asyncio.sleep(args.poll_interval)
 
 
@@ -184,8 +188,12 @@ async def load(url: str, args, photos: list[bytes]) -> dict:
     limits = httpx.Limits(max_connections=args.clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as http:
         began = time.perf_counter()
+        deadline = began + args.duration if args.duration else float("inf")
         await asyncio.gather(
-            *(run_client(http, photos, args, posts, gets, jobs, dropped) for _ in range(args.clients))
+            *(
+                run_client(http, photos, args, posts, gets, jobs, dropped, deadline)
+                for _ in range(args.clients)
+            )
         )
         wall = time.perf_counter() - began
     finished = [j for j in jobs if j["status"] == "finished"]
@@ -227,6 +235,12 @@ def main() -> int:
     parser.add_argument("--jobs-per-client", type=int, default=5)
     parser.add_argument("--idle-jobs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="stop the load after this many seconds (0: when all jobs end)",
+    )
     parser.add_argument("--images", type=int, default=1, help="reference images per submission")
     parser.add_argument(
         "--image-kb", type=int, default=0, help="size of each image in KB (default: a 256 px thumbnail)"
