@@ -166,6 +166,17 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         1, ge=1, description="API processes `bootpig serve` runs on its port (uvicorn workers)."
     )
+    admin_key: str | None = Field(
+        None,
+        description="Key (X-Admin-Key header) that shows operators /readyz in detail: workers' names, "
+        "hosts, models and current jobs. Unset: only the public summary is served.",
+    )
+    redis_request_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds the API waits for one Redis reply before answering 503; a hung Redis must "
+        "not hold requests (workers keep their longer timeout).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
