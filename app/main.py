@@ -29,7 +29,7 @@ from jobs.sweeper import Sweeper
 def create_app(settings: Settings | None = None, store: JobStore | None = None) -> FastAPI:
     """The API on `store` (default: a store on `settings.redis_url`), with its background reaper."""
     settings = settings or get_settings()
-    store = store or JobStore(connect(settings), settings)
+    store = store or JobStore(connect(settings, settings.redis_request_timeout, retries=1), settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

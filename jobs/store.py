@@ -28,6 +28,8 @@ import time
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -64,10 +66,19 @@ def new_job_id() -> str:
     return secrets.token_hex(16)
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """Bytes-mode client (RQ needs it) with short timeouts so a dead Redis fails fast."""
+def connect(settings: Settings, timeout: float = 30.0, retries: int | None = None) -> redis.Redis:
+    """Bytes-mode client (RQ needs it) with short timeouts so a dead Redis fails fast.
+
+    The API passes `settings.redis_request_timeout` and one retry: a request must get its 503 in seconds,
+    not wait out redis-py's default retries (with backoff) of a long timeout while a hung Redis holds its
+    thread. Workers keep redis-py's retries, which ride out a Redis restart."""
+    options = {} if retries is None else {"retry": Retry(NoBackoff(), retries)}
     return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+        settings.redis_url,
+        socket_connect_timeout=min(5.0, timeout),
+        socket_timeout=timeout,
+        health_check_interval=30,
+        **options,
     )
 
 
