@@ -20,6 +20,7 @@ from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
 from model.config import MAX_REFERENCES, RANDOM_SEED_RANGE
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 router = APIRouter()
 
@@ -59,9 +60,9 @@ async def submit(
     if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
         submissions.labels("queue_full").inc()
         raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
+    idempotency_key = presented_idempotency_key(request)
     async with request.app.state.upload_slots.slot():
         images, params = await read_submission(request, settings, submissions)
-    idempotency_key = request.headers.get("idempotency-key")
     fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
         params["seed"] = secrets.randbelow(RANDOM_SEED_RANGE)
@@ -78,6 +79,15 @@ async def submit(
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(body, status_code=202 if created else 200, headers=headers)
+
+
+def presented_idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header, or None without one; an empty or overlong key is a 422, not a key."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        message = f"{IDEMPOTENCY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters (or left out)"
+        raise APIError(422, "invalid", message, IDEMPOTENCY_HEADER)
+    return key
 
 
 async def read_submission(request: Request, settings: Settings, submissions) -> tuple[list[bytes], dict]:

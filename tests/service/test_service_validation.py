@@ -262,3 +262,21 @@ def test_burst_of_bad_requests_leaves_service_healthy(service, jpeg, poll):
         assert good.status_code == 202
         assert poll(client, good.json()["id"])["status"] == "finished"
         assert client.get("/readyz").status_code == 200
+
+
+def test_job_ids_are_checked_before_redis_is_asked(client, jpeg, poll):
+    job_id = post(client, [jpeg]).json()["id"]
+    assert poll(client, job_id)["status"] == "finished"  # so `job:<id>:image:0` exists in Redis
+    for path in (f"{job_id}:image:0", job_id.upper(), f"{job_id[:-1]}*"):
+        for response in (client.get(f"/jobs/{path}"), client.delete(f"/jobs/{path}")):
+            assert_error(response, 404, "id", "not_found")
+    assert_error(client.get(f"/jobs/{job_id}:image:0/images/0"), 404, "id", "not_found")
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k" * 256])
+def test_empty_or_overlong_idempotency_key_is_refused(client, jpeg, key):
+    files = [("images", ("a.jpg", jpeg, "image/jpeg"))]
+    response = client.post(
+        "/generate", data={"prompt": "a dog", "steps": "2"}, files=files, headers={"Idempotency-Key": key}
+    )
+    assert_error(response, 422, "Idempotency-Key", "invalid")
