@@ -15,6 +15,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from app.errors import APIError
+from model.photos import downscaled_jpeg
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -93,3 +94,15 @@ def _too_many_pixels(index: int, max_pixels: int, field: str) -> APIError:
         field,
         index,
     )
+
+
+def stored_reference(source: BinaryIO, size: int, width: int, height: int, side: int) -> bytes:
+    """What Redis keeps of a checked upload of `size` bytes: the file itself when it is within `side`
+    pixels and `side`² bytes, else a downscaled JPEG within both (see `model.photos.downscaled_jpeg`).
+
+    The worker only crops the object from it and resizes that to the model's size, so nothing it needs
+    is lost, and a job's inputs in Redis are bounded by MAX_REFERENCES x `side`² bytes."""
+    source.seek(0)
+    if max(width, height) <= side and size <= side * side:
+        return source.read()
+    return downscaled_jpeg(source, side, side * side)

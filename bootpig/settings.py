@@ -177,6 +177,24 @@ class Settings(BaseSettings):
         description="Seconds the API waits for one Redis reply before answering 503; a hung Redis must "
         "not hold requests (workers keep their longer timeout).",
     )
+    ended_job_ttl: int = Field(
+        3600,
+        gt=0,
+        description="Seconds a failed or canceled job's record is kept (it has no images to fetch; "
+        "finished jobs are kept for result_ttl).",
+    )
+    max_queued_jobs_per_client: int = Field(
+        20,
+        ge=1,
+        description="Unfinished jobs (queued or running) one client may have; more get 429. A client is "
+        "its API key, or its address when keys are off.",
+    )
+    stored_reference_side: int = Field(
+        1024,
+        ge=64,
+        description="Uploaded references are kept in Redis no larger than this (longest side, pixels; "
+        "re-encoded as JPEG when larger or heavier than side² bytes): what the worker crops the object from.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

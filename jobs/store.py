@@ -213,7 +213,7 @@ class JobStore:
             job_timeout=int(self.settings.job_timeout) + RQ_TIMEOUT_GRACE,
             ttl=self.settings.input_ttl,
             result_ttl=600,
-            failure_ttl=self.settings.result_ttl,
+            failure_ttl=self.settings.ended_job_ttl,
             description=f"bootpig job {job_id} attempt {attempt}",
         )
 
@@ -320,11 +320,13 @@ class JobStore:
         return bool(self._finish(keys=[self.job_key(job_id), self.running_key], args=flat))
 
     def _end(self, job_id: str, status: JobStatus) -> None:
-        """A job reached a final state: drop its inputs, keep its record for `result_ttl`, count it."""
+        """A job reached a final state: drop its inputs, keep its record for `result_ttl` (a failed or
+        canceled one, which has no images to fetch, for the shorter `ended_job_ttl`), count it."""
+        ttl = self.settings.result_ttl if status is JobStatus.finished else self.settings.ended_job_ttl
         with self.redis.pipeline(transaction=False) as pipe:
             count = self.redis.hget(self.job_key(job_id), "num_inputs")
             pipe.delete(*[self.input_key(job_id, i) for i in range(max(int(count or 0), 1))])
-            pipe.expire(self.job_key(job_id), self.settings.result_ttl)
+            pipe.expire(self.job_key(job_id), ttl)
             pipe.zrem(self.queued_key, job_id)
             pipe.hincrby(f"{self.prefix}stats", f"jobs_{status.value}", 1)
             pipe.execute()

@@ -7,16 +7,17 @@ it to fit the model's size and pad it to a square with white.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Protocol
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from model.config import Segmenter
+from model.photos import WHITE, load_image
 
-WHITE = (255, 255, 255)
+__all__ = ["load_image", "object_on_white", "prepare_references", "TracerSegmenter", "bounded_copy"]
+
 MASK_THRESHOLD = 128
 TRACER_INPUT_MARGIN = 2  # TRACER's input is shrunk to at most this many times its network size first
 
@@ -25,22 +26,6 @@ class ForegroundSegmenter(Protocol):
     """Anything that turns RGB photos into "L" masks of their main object."""
 
     def __call__(self, images: list[Image.Image]) -> list[Image.Image]: ...
-
-
-def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
-    """Open an image as RGB with its EXIF orientation applied (phones store photos sideways)."""
-    if isinstance(source, Image.Image):
-        image = source
-    elif isinstance(source, bytes):
-        image = Image.open(io.BytesIO(source))
-    else:
-        image = Image.open(source)
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "P"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, WHITE + (255,))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
 
 
 def object_on_white(image: Image.Image, mask: Image.Image | None, size: int) -> Image.Image:

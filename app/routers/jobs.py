@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import CallerDep, OwnedJobDep, load_owned_job
 from app.deps import SettingsDep, StoreDep, SubmissionsDep
 from app.errors import APIError
-from app.images import ImageLimits, check_image
+from app.images import ImageLimits, check_image, stored_reference
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
-from app.uploads import UploadLimits, read_multipart
+from app.uploads import UploadedFile, UploadLimits, read_multipart
 from bootpig.settings import Settings
+from jobs.quota import ClientQuota
 from jobs.record import JobRecord
 from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
 from model.config import MAX_REFERENCES, RANDOM_SEED_RANGE
@@ -51,7 +52,11 @@ def view(store: JobStore, record: JobRecord) -> JobView:
             "description": "A field is missing, malformed or out of range (`error.field` names it), "
             "or the Idempotency-Key was already used for a different request"
         },
-        429: {"description": "The queue is full"},
+        408: {"description": "The body arrived too slowly (stalled longer than client_read_timeout)"},
+        429: {
+            "description": "The queue is full, or this client has max_queued_jobs_per_client unfinished jobs"
+        },
+        503: {"description": "Every upload slot is busy (retry shortly), or Redis is unavailable"},
     },
 )
 async def submit(
@@ -61,6 +66,14 @@ async def submit(
         submissions.labels("queue_full").inc()
         raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
     idempotency_key = presented_idempotency_key(request)
+    quota, client = (
+        ClientQuota(store, settings.max_queued_jobs_per_client),
+        quota_client(request, owner, settings),
+    )
+    if await run_in_threadpool(quota.full, client):
+        submissions.labels("client_limit").inc()
+        message = f"this client already has {quota.limit} unfinished jobs; wait for one to end"
+        raise APIError(429, "too_many_jobs", message)
     async with request.app.state.upload_slots.slot():
         images, params = await read_submission(request, settings, submissions)
     fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
@@ -73,12 +86,27 @@ async def submit(
     except IdempotencyConflict as exc:
         submissions.labels("rejected").inc()
         raise APIError(422, "idempotency_key_reused", f"{exc}; use a new key", IDEMPOTENCY_HEADER) from None
+    if created:
+        await run_in_threadpool(quota.add, client, record.id)
     submissions.labels("accepted" if created else "replayed").inc()
     body = view(store, record).model_dump(mode="json")
     headers = {"Location": f"/jobs/{record.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(body, status_code=202 if created else 200, headers=headers)
+
+
+def quota_client(request: Request, owner: str, settings: Settings) -> str:
+    """Who the per-client job limit counts: the API key's owner, or the address when keys are off."""
+    if settings.api_keys:
+        return owner
+    return f"address:{request.client.host if request.client else 'unknown'}"
+
+
+def checked_reference(upload: UploadedFile, index: int, limits: ImageLimits, side: int) -> bytes:
+    """Check one uploaded image and return what is stored of it (one thread-pool hop per image)."""
+    _, width, height = check_image(upload.file, index, limits)
+    return stored_reference(upload.file, upload.size, width, height, side)
 
 
 def presented_idempotency_key(request: Request) -> str | None:
@@ -103,10 +131,11 @@ async def read_submission(request: Request, settings: Settings, submissions) -> 
         if not form.files:
             raise APIError(422, "no_images", "at least one reference image is required", IMAGES_FIELD)
         params = parse_generation_fields(form.fields, settings.segment.value)
-        limits = ImageLimits.from_settings(settings)
+        limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
+        images = []
         for index, upload in enumerate(form.files):
-            await run_in_threadpool(check_image, upload.file, index, limits)
-        return [upload.data for upload in form.files], params
+            images.append(await run_in_threadpool(checked_reference, upload, index, limits, side))
+        return images, params
     except APIError:
         submissions.labels("rejected").inc()
         raise
