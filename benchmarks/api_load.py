@@ -107,6 +107,7 @@ def local_stack(workdir: Path):
         "BOOTPIG_DEVICE": os.environ.get("BOOTPIG_DEVICE", "cpu"),
         "BOOTPIG_SEGMENT": "none",
         "BOOTPIG_MAX_QUEUED_JOBS": "100000",
+        "BOOTPIG_MAX_QUEUED_JOBS_PER_CLIENT": "100000",  # all simulated clients share one address
     }
     port = free_port()
     command = [sys.executable, "-m", "bootpig.cli"]
