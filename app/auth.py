@@ -18,6 +18,7 @@ from app.deps import SettingsDep, StoreDep
 from app.errors import APIError
 from jobs.record import JobRecord
 from jobs.store import JobStore
+from jobs.views import JobViews
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # what `new_job_id` makes; anything else is not looked up at all
 
@@ -62,6 +63,14 @@ def load_owned_job(store: JobStore, job_id: str, owner: str) -> JobRecord:
     if record is None or record.owner != owner:
         raise APIError(404, "not_found", "no such job", "id")
     return record
+
+
+def load_owned_view(views: JobViews, job_id: str, owner: str) -> tuple[JobRecord, int | None]:
+    """`load_owned_job` plus the queue position, in one Redis round trip (for polling)."""
+    record, position = views.get(job_id) if JOB_ID.fullmatch(job_id) else (None, None)
+    if record is None or record.owner != owner:
+        raise APIError(404, "not_found", "no such job", "id")
+    return record, position
 
 
 def owned_job(job_id: str, store: StoreDep, owner: CallerDep) -> JobRecord:

@@ -11,8 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry, Counter
 
+from app.uploads import UploadSlots
 from bootpig.settings import Settings
 from jobs.store import JobStore
+from jobs.views import JobViews
 
 
 def app_settings(request: Request) -> Settings:
@@ -32,7 +34,17 @@ def submission_counter(request: Request) -> Counter:
     return request.app.state.submissions
 
 
+def job_views(request: Request) -> JobViews:
+    return request.app.state.views
+
+
+def upload_slots(request: Request) -> UploadSlots:
+    return request.app.state.upload_slots
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 StoreDep = Annotated[JobStore, Depends(job_store)]
 RegistryDep = Annotated[CollectorRegistry, Depends(metrics_registry)]
 SubmissionsDep = Annotated[Counter, Depends(submission_counter)]
+ViewsDep = Annotated[JobViews, Depends(job_views)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(upload_slots)]

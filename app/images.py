@@ -33,10 +33,10 @@ class ImageLimits:
         return cls(settings.max_image_pixels, settings.max_image_side, settings.max_image_aspect_ratio)
 
 
-def check_image(
+def open_checked_image(
     data: bytes | BinaryIO, index: int, limits: ImageLimits, field: str = "images"
-) -> tuple[str, int, int]:
-    """Return (format, width, height) of a valid image, or raise an APIError naming `field[index]`."""
+) -> Image.Image:
+    """The decoded image (close it after use) of a valid upload, or an APIError naming `field[index]`."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     if not source.seek(0, io.SEEK_END):
         raise APIError(422, "empty_file", f"image {index} is empty", field, index)
@@ -51,7 +51,7 @@ def check_image(
             raise _too_many_pixels(index, limits.max_pixels, field) from None
         except Exception:
             raise APIError(422, "corrupt_image", f"image {index} cannot be read", field, index) from None
-        with image:
+        try:
             if image.format not in ACCEPTED_FORMATS:
                 raise APIError(
                     415,
@@ -68,7 +68,10 @@ def check_image(
                 raise APIError(
                     422, "corrupt_image", f"image {index} is truncated or corrupt", field, index
                 ) from None
-            return image.format, width, height
+            return image
+        except BaseException:
+            image.close()
+            raise
 
 
 def _check_shape(width: int, height: int, index: int, limits: ImageLimits, field: str) -> None:
@@ -96,13 +99,13 @@ def _too_many_pixels(index: int, max_pixels: int, field: str) -> APIError:
     )
 
 
-def stored_reference(source: BinaryIO, size: int, width: int, height: int, side: int) -> bytes:
-    """What Redis keeps of a checked upload of `size` bytes: the file itself when it is within `side`
-    pixels and `side`² bytes, else a downscaled JPEG within both (see `model.photos.downscaled_jpeg`).
+def stored_reference(source: BinaryIO, size: int, image: Image.Image, side: int) -> bytes:
+    """What Redis keeps of a checked upload (`size` bytes, decoded as `image`): the file itself when it is
+    within `side` pixels and `side`² bytes, else a downscaled JPEG within both.
 
     The worker only crops the object from it and resizes that to the model's size, so nothing it needs
     is lost, and a job's inputs in Redis are bounded by MAX_REFERENCES x `side`² bytes."""
-    source.seek(0)
-    if max(width, height) <= side and size <= side * side:
+    if max(image.size) <= side and size <= side * side:
+        source.seek(0)
         return source.read()
-    return downscaled_jpeg(source, side, side * side)
+    return downscaled_jpeg(image, side, side * side)

@@ -24,6 +24,7 @@ from app.uploads import UploadSlots
 from bootpig.settings import Settings, get_settings
 from jobs.store import JobStore, connect
 from jobs.sweeper import Sweeper
+from jobs.views import JobViews
 
 
 def create_app(settings: Settings | None = None, store: JobStore | None = None) -> FastAPI:
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None) 
     app.state.settings, app.state.store = settings, store
     app.state.registry, app.state.submissions = build_registry(store)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads, settings.upload_queue_timeout)
+    app.state.views = JobViews(store)
     install_error_handlers(app)
     pages = [*install_docs(app), (STATIC / "index.html").read_text()]
     app.add_middleware(SecurityHeaders, csp=content_security_policy(pages))

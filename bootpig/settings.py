@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         description="Seconds a POST /generate body may take in all (50 MiB at ~3.5 Mbit/s in the default).",
     )
     max_concurrent_uploads: int = Field(
-        4,
+        8,
         ge=1,
         description="POST /generate bodies read at the same time per API process; more wait up to "
         "upload_queue_timeout, then get 503. Bounds the API's memory with the file limits.",
@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         "are spooled to a temporary file.",
     )
     api_workers: int = Field(
-        1, ge=1, description="API processes `bootpig serve` runs on its port (uvicorn workers)."
+        2, ge=1, description="API processes `bootpig serve` runs on its port (uvicorn workers)."
     )
     admin_key: str | None = Field(
         None,

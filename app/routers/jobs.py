@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from app.auth import CallerDep, OwnedJobDep, load_owned_job
-from app.deps import SettingsDep, StoreDep, SubmissionsDep
+from app.auth import CallerDep, OwnedJobDep, load_owned_job, load_owned_view
+from app.deps import SettingsDep, StoreDep, SubmissionsDep, UploadSlotsDep, ViewsDep
 from app.errors import APIError
-from app.images import ImageLimits, check_image, stored_reference
+from app.images import ImageLimits, open_checked_image, stored_reference
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
 from app.uploads import UploadedFile, UploadLimits, read_multipart
 from bootpig.settings import Settings
@@ -60,7 +60,12 @@ def view(store: JobStore, record: JobRecord) -> JobView:
     },
 )
 async def submit(
-    request: Request, owner: CallerDep, store: StoreDep, settings: SettingsDep, submissions: SubmissionsDep
+    request: Request,
+    owner: CallerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    submissions: SubmissionsDep,
+    slots: UploadSlotsDep,
 ) -> Response:
     if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
         submissions.labels("queue_full").inc()
@@ -74,7 +79,7 @@ async def submit(
         submissions.labels("client_limit").inc()
         message = f"this client already has {quota.limit} unfinished jobs; wait for one to end"
         raise APIError(429, "too_many_jobs", message)
-    async with request.app.state.upload_slots.slot():
+    async with slots.slot():
         images, params = await read_submission(request, settings, submissions)
     fingerprint = request_fingerprint(params, images) if idempotency_key is not None else None
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
@@ -105,8 +110,8 @@ def quota_client(request: Request, owner: str, settings: Settings) -> str:
 
 def checked_reference(upload: UploadedFile, index: int, limits: ImageLimits, side: int) -> bytes:
     """Check one uploaded image and return what is stored of it (one thread-pool hop per image)."""
-    _, width, height = check_image(upload.file, index, limits)
-    return stored_reference(upload.file, upload.size, width, height, side)
+    with open_checked_image(upload.file, index, limits) as image:
+        return stored_reference(upload.file, upload.size, image, side)
 
 
 def presented_idempotency_key(request: Request) -> str | None:
@@ -144,9 +149,9 @@ async def read_submission(request: Request, settings: Settings, submissions) -> 
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={404: {"description": "Unknown job"}})
-def get_job(record: OwnedJobDep, store: StoreDep) -> JobView:
+def get_job(job_id: str, views: ViewsDep, owner: CallerDep) -> JobView:
     """Status, queue position, progress, timings, parameters and (when finished) image URLs."""
-    return view(store, record)
+    return job_view(*load_owned_view(views, job_id, owner))
 
 
 @router.get(

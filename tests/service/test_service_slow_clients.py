@@ -16,7 +16,7 @@ BOUNDARY = "b0undary"
 @pytest.fixture(scope="module")
 def stack(make_stack):
     """An API (no worker needed) that gives clients READ_TIMEOUT seconds to send headers or a chunk."""
-    stack = make_stack(client_read_timeout=READ_TIMEOUT)
+    stack = make_stack(client_read_timeout=READ_TIMEOUT, api_workers=1)  # one process: one metrics registry
     stack.start_api()
     return stack
 
@@ -85,7 +85,7 @@ def test_stalled_body_is_answered_408(stack):
 
 
 def test_upload_slots_are_limited(make_stack, photo_bytes):
-    stack = make_stack(max_concurrent_uploads=1, upload_queue_timeout=0.5)
+    stack = make_stack(max_concurrent_uploads=1, upload_queue_timeout=0.5, api_workers=1)
     url = stack.start_api()
     files = [("images", ("a.jpg", photo_bytes[0], "image/jpeg"))]
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -111,7 +111,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def test_concurrent_large_uploads_do_not_grow_api_memory(make_stack):
-    stack = make_stack()
+    stack = make_stack(api_workers=1)  # the process whose memory is read is the one serving
     url = stack.start_api()
     api = stack.processes[-1]
     image = bytes(9 * 2**20)  # never decoded: the form lacks its prompt, refused once it is read
