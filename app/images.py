@@ -33,12 +33,19 @@ class ImageLimits:
         return cls(settings.max_image_pixels, settings.max_image_side, settings.max_image_aspect_ratio)
 
 
-def open_checked_image(
-    data: bytes | BinaryIO, index: int, limits: ImageLimits, field: str = "images"
-) -> Image.Image:
-    """The decoded image (close it after use) of a valid upload, or an APIError naming `field[index]`."""
-    source = io.BytesIO(data) if isinstance(data, bytes) else data
-    if not source.seek(0, io.SEEK_END):
+def stored_reference(
+    source: BinaryIO, index: int, limits: ImageLimits, side: int, field: str = "images"
+) -> bytes:
+    """Check an uploaded image and return what Redis keeps of it, or raise an APIError naming
+    `field[index]`.
+
+    Kept: the file itself when it is within `side` pixels and `side`² bytes, else a JPEG downscaled to
+    `side` (orientation applied, transparency on white). The worker only crops the object from it and
+    resizes that to the model's size, so nothing it needs is lost, and a job's inputs in Redis stay below
+    MAX_REFERENCES x `side`² bytes. Every image is decoded to find truncated and corrupt files; a JPEG at
+    a reduced DCT scale (libjpeg still reads every coefficient, so corruption is found all the same)."""
+    size = source.seek(0, io.SEEK_END)
+    if not size:
         raise APIError(422, "empty_file", f"image {index} is empty", field, index)
     source.seek(0)
     with warnings.catch_warnings():
@@ -51,27 +58,26 @@ def open_checked_image(
             raise _too_many_pixels(index, limits.max_pixels, field) from None
         except Exception:
             raise APIError(422, "corrupt_image", f"image {index} cannot be read", field, index) from None
+    with image:
+        if image.format not in ACCEPTED_FORMATS:
+            message = f"image {index} is {image.format}; accepted formats are JPEG, PNG and WebP"
+            raise APIError(415, "unsupported_format", message, field, index)
+        width, height = image.size
+        _check_shape(width, height, index, limits, field)
+        keep = max(width, height) <= side and size <= side * side
+        if image.format == "JPEG":
+            scale = 0 if keep else side / max(width, height)  # kept as is: the smallest decode will do
+            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
         try:
-            if image.format not in ACCEPTED_FORMATS:
-                raise APIError(
-                    415,
-                    "unsupported_format",
-                    f"image {index} is {image.format}; accepted formats are JPEG, PNG and WebP",
-                    field,
-                    index,
-                )
-            width, height = image.size
-            _check_shape(width, height, index, limits, field)
-            try:
-                image.load()
-            except Exception:
-                raise APIError(
-                    422, "corrupt_image", f"image {index} is truncated or corrupt", field, index
-                ) from None
-            return image
-        except BaseException:
-            image.close()
-            raise
+            image.load()
+        except Exception:
+            raise APIError(
+                422, "corrupt_image", f"image {index} is truncated or corrupt", field, index
+            ) from None
+        if keep:
+            source.seek(0)
+            return source.read()
+        return downscaled_jpeg(image, side, side * side)
 
 
 def _check_shape(width: int, height: int, index: int, limits: ImageLimits, field: str) -> None:
@@ -97,15 +103,3 @@ def _too_many_pixels(index: int, max_pixels: int, field: str) -> APIError:
         field,
         index,
     )
-
-
-def stored_reference(source: BinaryIO, size: int, image: Image.Image, side: int) -> bytes:
-    """What Redis keeps of a checked upload (`size` bytes, decoded as `image`): the file itself when it is
-    within `side` pixels and `side`² bytes, else a downscaled JPEG within both.
-
-    The worker only crops the object from it and resizes that to the model's size, so nothing it needs
-    is lost, and a job's inputs in Redis are bounded by MAX_REFERENCES x `side`² bytes."""
-    if max(image.size) <= side and size <= side * side:
-        source.seek(0)
-        return source.read()
-    return downscaled_jpeg(image, side, side * side)

@@ -184,13 +184,13 @@ class Settings(BaseSettings):
         "finished jobs are kept for result_ttl).",
     )
     max_queued_jobs_per_client: int = Field(
-        20,
+        10,
         ge=1,
         description="Unfinished jobs (queued or running) one client may have; more get 429. A client is "
         "its API key, or its address when keys are off.",
     )
     stored_reference_side: int = Field(
-        1024,
+        1536,
         ge=64,
         description="Uploaded references are kept in Redis no larger than this (longest side, pixels; "
         "re-encoded as JPEG when larger or heavier than side² bytes): what the worker crops the object from.",

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import CallerDep, OwnedJobDep, load_owned_job, load_owned_view
 from app.deps import SettingsDep, StoreDep, SubmissionsDep, UploadSlotsDep, ViewsDep
 from app.errors import APIError
-from app.images import ImageLimits, open_checked_image, stored_reference
+from app.images import ImageLimits, stored_reference
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
-from app.uploads import UploadedFile, UploadLimits, read_multipart
+from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings
 from jobs.quota import ClientQuota
 from jobs.record import JobRecord
@@ -108,12 +108,6 @@ def quota_client(request: Request, owner: str, settings: Settings) -> str:
     return f"address:{request.client.host if request.client else 'unknown'}"
 
 
-def checked_reference(upload: UploadedFile, index: int, limits: ImageLimits, side: int) -> bytes:
-    """Check one uploaded image and return what is stored of it (one thread-pool hop per image)."""
-    with open_checked_image(upload.file, index, limits) as image:
-        return stored_reference(upload.file, upload.size, image, side)
-
-
 def presented_idempotency_key(request: Request) -> str | None:
     """The Idempotency-Key header, or None without one; an empty or overlong key is a 422, not a key."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -139,7 +133,7 @@ async def read_submission(request: Request, settings: Settings, submissions) -> 
         limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
         images = []
         for index, upload in enumerate(form.files):
-            images.append(await run_in_threadpool(checked_reference, upload, index, limits, side))
+            images.append(await run_in_threadpool(stored_reference, upload.file, index, limits, side))
         return images, params
     except APIError:
         submissions.labels("rejected").inc()

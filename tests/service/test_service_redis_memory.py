@@ -11,12 +11,15 @@ from PIL import Image
 
 ENDED_TTL = 120
 PER_CLIENT = 3
+STORED_SIDE = 1024
 
 
 @pytest.fixture(scope="module")
 def stack(make_stack):
     """An API with no worker: every accepted job stays queued, with its inputs in Redis."""
-    stack = make_stack(ended_job_ttl=ENDED_TTL, max_queued_jobs_per_client=PER_CLIENT)
+    stack = make_stack(
+        ended_job_ttl=ENDED_TTL, max_queued_jobs_per_client=PER_CLIENT, stored_reference_side=STORED_SIDE
+    )
     stack.start_api()
     return stack
 
@@ -58,7 +61,7 @@ def test_large_uploads_are_stored_downscaled(stack, client, photo_bytes):
     assert len(heavy) + len(big) < 2 * 2**20 < len(heavy_png)
     for data in (heavy, big):
         image = Image.open(io.BytesIO(data))
-        assert image.format == "JPEG" and max(image.size) == 1024 and len(data) <= 1024 * 1024
+        assert image.format == "JPEG" and max(image.size) == STORED_SIDE and len(data) <= STORED_SIDE**2
     assert Image.open(io.BytesIO(big)).size == (1024, 683)  # aspect ratio kept
     assert small == photo_bytes[1]  # already small: stored as uploaded
 
