@@ -1,7 +1,8 @@
 """FastAPI dependencies for what every route shares: the settings, the job store, this replica's counters.
 
 `create_app` puts them on `app.state` once; routes ask for them by type (`store: StoreDep`), so a test
-can hand `create_app` its own store and every route uses it.
+can hand `create_app` its own store and every route uses it. They are `async def` because FastAPI runs a
+plain `def` dependency in the thread pool: a hop per dependency per request, for an attribute read.
 """
 
 from __future__ import annotations
@@ -17,28 +18,28 @@ from jobs.store import JobStore
 from jobs.views import JobViews
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def job_store(request: Request) -> JobStore:
+async def job_store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-def metrics_registry(request: Request) -> CollectorRegistry:
+async def metrics_registry(request: Request) -> CollectorRegistry:
     return request.app.state.registry
 
 
-def submission_counter(request: Request) -> Counter:
+async def submission_counter(request: Request) -> Counter:
     """POST /generate outcomes of this API process (accepted, replayed, rejected, queue_full)."""
     return request.app.state.submissions
 
 
-def job_views(request: Request) -> JobViews:
+async def job_views(request: Request) -> JobViews:
     return request.app.state.views
 
 
-def upload_slots(request: Request) -> UploadSlots:
+async def upload_slots(request: Request) -> UploadSlots:
     return request.app.state.upload_slots
 
 
