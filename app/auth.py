@@ -39,7 +39,7 @@ def presented_key(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def caller(request: Request, settings: SettingsDep) -> str:
+def caller(request: Request, settings: SettingsDep) -> str:
     """The caller's owner id (a hash of its key), or 401 when keys are required and none valid is given."""
     if not settings.api_keys:
         return owner_of(None)
@@ -65,9 +65,9 @@ def load_owned_job(store: JobStore, job_id: str, owner: str) -> JobRecord:
     return record
 
 
-async def load_owned_view(views: JobViews, job_id: str, owner: str) -> tuple[JobRecord, int | None]:
-    """`load_owned_job` plus the queue position, in one Redis round trip on the event loop (polling)."""
-    record, position = await views.get(job_id) if JOB_ID.fullmatch(job_id) else (None, None)
+def load_owned_view(views: JobViews, job_id: str, owner: str) -> tuple[JobRecord, int | None]:
+    """`load_owned_job` plus the queue position, in one Redis round trip (for polling)."""
+    record, position = views.get(job_id) if JOB_ID.fullmatch(job_id) else (None, None)
     if record is None or record.owner != owner:
         raise APIError(404, "not_found", "no such job", "id")
     return record, position

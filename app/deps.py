@@ -1,8 +1,7 @@
 """FastAPI dependencies for what every route shares: the settings, the job store, this replica's counters.
 
 `create_app` puts them on `app.state` once; routes ask for them by type (`store: StoreDep`), so a test
-can hand `create_app` its own store and every route uses it. They are `async def` because FastAPI runs a
-plain `def` dependency in the thread pool: a hop per dependency per request, for an attribute read.
+can hand `create_app` its own store and every route uses it.
 """
 
 from __future__ import annotations
@@ -18,28 +17,28 @@ from jobs.store import JobStore
 from jobs.views import JobViews
 
 
-async def app_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def job_store(request: Request) -> JobStore:
+def job_store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-async def metrics_registry(request: Request) -> CollectorRegistry:
+def metrics_registry(request: Request) -> CollectorRegistry:
     return request.app.state.registry
 
 
-async def submission_counter(request: Request) -> Counter:
+def submission_counter(request: Request) -> Counter:
     """POST /generate outcomes of this API process (accepted, replayed, rejected, queue_full)."""
     return request.app.state.submissions
 
 
-async def job_views(request: Request) -> JobViews:
+def job_views(request: Request) -> JobViews:
     return request.app.state.views
 
 
-async def upload_slots(request: Request) -> UploadSlots:
+def upload_slots(request: Request) -> UploadSlots:
     return request.app.state.upload_slots
 
 

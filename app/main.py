@@ -38,7 +38,6 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None) 
         reaper.start()
         yield
         reaper.stop()
-        await app.state.views.close()
 
     app = FastAPI(
         title="BootPIG",
@@ -52,7 +51,7 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None) 
     app.state.settings, app.state.store = settings, store
     app.state.registry, app.state.submissions = build_registry(store)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads, settings.upload_queue_timeout)
-    app.state.views = JobViews(store, settings.redis_request_timeout)
+    app.state.views = JobViews(store)
     install_error_handlers(app)
     pages = [*install_docs(app), (STATIC / "index.html").read_text()]
     app.add_middleware(SecurityHeaders, csp=content_security_policy(pages))

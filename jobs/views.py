@@ -1,15 +1,10 @@
 """What GET /jobs/{id} shows, read in one Redis round trip: the record and, while it waits, its place.
 
 Polling is the API's busiest request. Reading the record and then looking up its queue position took
-two round trips, each through the thread pool; one script on an asyncio Redis client returns both
-without leaving the event loop (a hung Redis still cannot block the loop: the client times out).
+two round trips (each through the thread pool); one script returns both.
 """
 
 from __future__ import annotations
-
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from jobs.record import JobRecord
 from jobs.store import JobStore
@@ -29,23 +24,14 @@ return {fields, position}
 
 
 class JobViews:
-    def __init__(self, store: JobStore, timeout: float):
+    def __init__(self, store: JobStore):
         self.store = store
-        self.redis = redis.asyncio.Redis.from_url(
-            store.settings.redis_url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._view = self.redis.register_script(_VIEW)
+        self._view = store.redis.register_script(_VIEW)
 
-    async def get(self, job_id: str) -> tuple[JobRecord | None, int | None]:
+    def get(self, job_id: str) -> tuple[JobRecord | None, int | None]:
         """The record (None when there is none) and its 1-based queue position (None unless waiting)."""
-        fields, position = await self._view(keys=[self.store.job_key(job_id), self.store.queue.key])
+        fields, position = self._view(keys=[self.store.job_key(job_id), self.store.queue.key])
         if not fields:
             return None, None
         record = JobRecord.from_hash(dict(zip(fields[::2], fields[1::2], strict=True)))
         return record, None if position is None else int(position) + 1
-
-    async def close(self) -> None:
-        await self.redis.aclose()

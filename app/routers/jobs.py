@@ -143,9 +143,9 @@ async def read_submission(request: Request, settings: Settings, submissions) -> 
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={404: {"description": "Unknown job"}})
-async def get_job(job_id: str, views: ViewsDep, owner: CallerDep) -> JobView:
+def get_job(job_id: str, views: ViewsDep, owner: CallerDep) -> JobView:
     """Status, queue position, progress, timings, parameters and (when finished) image URLs."""
-    return job_view(*await load_owned_view(views, job_id, owner))
+    return job_view(*load_owned_view(views, job_id, owner))
 
 
 @router.get(
