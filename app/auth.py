@@ -8,6 +8,7 @@ answered exactly like a job that does not exist.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from typing import Annotated
 
@@ -18,8 +19,9 @@ from app.errors import APIError
 from jobs.record import JobRecord
 from jobs.store import JobStore
 from jobs.subjects import SubjectStore
+from jobs.views import JobViews
 
-MAX_JOB_ID_CHARS = 64  # ids are 32 hex digits; longer input is not looked up at all
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # what `new_job_id` makes; anything else is not looked up at all
 
 
 def owner_of(api_key: str | None) -> str:
@@ -57,10 +59,19 @@ CallerDep = Annotated[str, Depends(caller)]
 
 def load_owned_job(store: JobStore, job_id: str, owner: str) -> JobRecord:
     """The caller's job, or 404 (also for another client's job: it is indistinguishable from none)."""
-    record = store.get(job_id) if len(job_id) <= MAX_JOB_ID_CHARS else None
+    # Checked before Redis is asked: `<id>:image:0` must not reach another key of the job.
+    record = store.get(job_id) if JOB_ID.fullmatch(job_id) else None
     if record is None or record.owner != owner:
         raise APIError(404, "not_found", "no such job", "id")
     return record
+
+
+def load_owned_view(views: JobViews, job_id: str, owner: str) -> tuple[JobRecord, int | None]:
+    """`load_owned_job` plus the queue position, in one Redis round trip (for polling)."""
+    record, position = views.get(job_id) if JOB_ID.fullmatch(job_id) else (None, None)
+    if record is None or record.owner != owner:
+        raise APIError(404, "not_found", "no such job", "id")
+    return record, position
 
 
 def owned_job(job_id: str, store: StoreDep, owner: CallerDep) -> JobRecord:

@@ -12,9 +12,11 @@ import redis.asyncio
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry, Counter
 
+from app.uploads import UploadSlots
 from bootpig.settings import Settings
 from jobs.store import JobStore
 from jobs.subjects import SubjectStore
+from jobs.views import JobViews
 
 
 def app_settings(request: Request) -> Settings:
@@ -34,6 +36,14 @@ def submission_counter(request: Request) -> Counter:
     return request.app.state.submissions
 
 
+def job_views(request: Request) -> JobViews:
+    return request.app.state.views
+
+
+def upload_slots(request: Request) -> UploadSlots:
+    return request.app.state.upload_slots
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 StoreDep = Annotated[JobStore, Depends(job_store)]
 RegistryDep = Annotated[CollectorRegistry, Depends(metrics_registry)]
@@ -51,3 +61,5 @@ def async_redis(request: Request) -> redis.asyncio.Redis:
 
 SubjectsDep = Annotated[SubjectStore, Depends(subject_store)]
 AsyncRedisDep = Annotated[redis.asyncio.Redis, Depends(async_redis)]
+ViewsDep = Annotated[JobViews, Depends(job_views)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(upload_slots)]

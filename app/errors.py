@@ -29,14 +29,17 @@ class APIError(Exception):
         return {"error": error}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None, **extra) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "field": field, **extra}}, status)
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict | None = None, **extra
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field, **extra}}
+    return JSONResponse(body, status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {401: {"WWW-Authenticate": "Bearer"}, 408: {"Connection": "close"}}.get(exc.status)
         return JSONResponse(exc.body(), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -55,7 +58,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        code = codes.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)  # 405 keeps Allow
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

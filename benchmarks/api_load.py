@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -50,15 +51,30 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def reference_photo() -> bytes:
-    """A 256 px dog photo: the full-size DreamBooth set beside the repo, else the tests' 128 px copy."""
-    folders = (REPO_ROOT.parent / "shared" / "dreambooth", REPO_ROOT / "tests" / "data" / "dreambooth")
-    photos = [path for folder in folders for path in sorted((folder / "dog").glob("*.jpg"))]
-    image = Image.open(photos[0]).convert("RGB")
-    image.thumbnail((256, 256))
+def _jpeg(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+def reference_photos(count: int, kilobytes: int) -> list[bytes]:
+    """`count` real photos as JPEGs: 256 px thumbnails, or (with `kilobytes`) rescaled to about that size."""
+    # the full-size DreamBooth set beside the repo, else the tests' 128 px copies
+    folders = (REPO_ROOT.parent / "shared" / "dreambooth", REPO_ROOT / "tests" / "data" / "dreambooth")
+    paths = [path for folder in folders for path in sorted((folder / "dog").glob("*.jpg"))]
+    photos = []
+    for index in range(count):
+        source = Image.open(paths[index % len(paths)])
+        source = source.convert("RGB")
+        image = source.copy()
+        image.thumbnail((256, 256))
+        data = _jpeg(image)
+        for _ in range(4 if kilobytes else 0):  # JPEG size grows about with the pixel count
+            side = int(image.width * (kilobytes * 1024 / len(data)) ** 0.5)
+            image = source.resize((side, side), Image.Resampling.BICUBIC)
+            data = _jpeg(image)
+        photos.append(data)
+    return photos
 
 
 def free_port() -> int:
@@ -93,6 +109,7 @@ def local_stack(workdir: Path):
         "BOOTPIG_DEVICE": os.environ.get("BOOTPIG_DEVICE", "cpu"),
         "BOOTPIG_SEGMENT": "none",
         "BOOTPIG_MAX_QUEUED_JOBS": "100000",
+        "BOOTPIG_MAX_QUEUED_JOBS_PER_CLIENT": "100000",  # all simulated clients share one address
     }
     port = free_port()
     command = [sys.executable, "-m", "bootpig.cli"]
@@ -128,35 +145,59 @@ def local_stack(workdir: Path):
             server.shutdown()
 
 
-async def run_client(http, photo, args, posts, gets, jobs) -> None:
-    files = [("images", ("ref.jpg", photo, "image/jpeg"))]
+def image_files(photos: list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("images", (f"ref{i}.jpg", photo, "image/jpeg")) for i, photo in enumerate(photos)]
+
+
+async def timed(send, times: list[float], dropped: list[str]) -> httpx.Response:
+    """Send, recording the latency; a keep-alive connection the server closed under us is retried."""
+    for _ in range(3):
+        started = time.perf_counter()
+        try:
+            response = await send()
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            dropped.append(str(exc))
+            continue
+        times.append(time.perf_counter() - started)
+        return response
+    raise RuntimeError(f"the server dropped the connection 3 times: {dropped[-1]}")
+
+
+async def run_client(http, photos, args, posts, gets, jobs, dropped, deadline: float) -> None:
+    files = image_files(photos)
     data = {"prompt": "a dog on the beach", "steps": str(args.steps), "segment": "none"}
     for _ in range(args.jobs_per_client):
-        started = time.perf_counter()
-        response = await http.post("/generate", data=data, files=files)
-        posts.append(time.perf_counter() - started)
+        if time.perf_counter() > deadline:
+            return
+        response = await timed(lambda: http.post("/generate", data=data, files=files), posts, dropped)
         response.raise_for_status()
         job_id = response.json()["id"]
         while True:
-            started = time.perf_counter()
-            response = await http.get(f"/jobs/{job_id}")
-            gets.append(time.perf_counter() - started)
-            job = response.json()
+            job = (await timed(partial(http.get, f"/jobs/{job_id}"), gets, dropped)).raise_for_status().json()
             if job["status"] in FINAL:
                 jobs.append(job)
                 break
+            if time.perf_counter() > deadline:
+                return
             await asyncio.sleep(args.poll_interval)
 
 
-async def load(url: str, args, photo: bytes) -> dict:
+async def load(url: str, args, photos: list[bytes]) -> dict:
     posts: list[float] = []
     gets: list[float] = []
     jobs: list[dict] = []
+    dropped: list[str] = []
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     limits = httpx.Limits(max_connections=args.clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as http:
         began = time.perf_counter()
-        await asyncio.gather(*(run_client(http, photo, args, posts, gets, jobs) for _ in range(args.clients)))
+        deadline = began + args.duration if args.duration else float("inf")
+        await asyncio.gather(
+            *(
+                run_client(http, photos, args, posts, gets, jobs, dropped, deadline)
+                for _ in range(args.clients)
+            )
+        )
         wall = time.perf_counter() - began
     finished = [j for j in jobs if j["status"] == "finished"]
     return {
@@ -167,14 +208,15 @@ async def load(url: str, args, photo: bytes) -> dict:
         "jobs_per_s": len(jobs) / wall,
         "post_generate": summary(posts) | {"per_s": len(posts) / wall},
         "get_job": summary(gets) | {"per_s": len(gets) / wall},
+        "dropped_connections": len(dropped),
     }
 
 
-async def idle_overhead(url: str, args, photo: bytes) -> dict:
+async def idle_overhead(url: str, args, photos: list[bytes]) -> dict:
     """One job at a time, so the worker is idle at each submission: pure queue overhead."""
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     queued, compute = [], []
-    files = [("images", ("ref.jpg", photo, "image/jpeg"))]
+    files = image_files(photos)
     data = {"prompt": "a dog", "steps": str(args.steps), "segment": "none"}
     async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers) as http:
         for _ in range(args.idle_jobs):
@@ -196,14 +238,26 @@ def main() -> int:
     parser.add_argument("--jobs-per-client", type=int, default=5)
     parser.add_argument("--idle-jobs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="stop the load after this many seconds (0: when all jobs end)",
+    )
+    parser.add_argument("--images", type=int, default=1, help="reference images per submission")
+    parser.add_argument(
+        "--image-kb", type=int, default=0, help="size of each image in KB (default: a 256 px thumbnail)"
+    )
     parser.add_argument("--poll-interval", type=float, default=0.1)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
-    photo = reference_photo()
+    photos = reference_photos(args.images, args.image_kb)
 
     def measure(url: str) -> dict:
-        results = {"load": asyncio.run(load(url, args, photo))}
-        results["idle"] = asyncio.run(idle_overhead(url, args, photo))
+        results = {"load": asyncio.run(load(url, args, photos))}
+        if args.idle_jobs:
+            results["idle"] = asyncio.run(idle_overhead(url, args, photos))
+        results["upload_bytes"] = sum(map(len, photos))
         return results
 
     if args.url:

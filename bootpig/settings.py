@@ -128,6 +128,73 @@ class Settings(BaseSettings):
         description="Largest accepted reference image in pixels (width x height), checked before "
         "decoding so a decompression bomb is refused cheaply (default 40 MP).",
     )
+    max_image_side: int = Field(
+        12_000, gt=0, description="Longest accepted side of a reference image in pixels (width or height)."
+    )
+    max_image_aspect_ratio: float = Field(
+        8.0,
+        ge=1,
+        description="Largest accepted ratio of a reference image's long side to its short side; the worker "
+        "crops and pads to a square, so a sliver of a photo only wastes memory and time.",
+    )
+    client_read_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds a client may take to send a request's headers, and may leave its body "
+        "stalled between two chunks, before the connection is closed (slow-client protection).",
+    )
+    upload_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a POST /generate body may take in all (50 MiB at ~3.5 Mbit/s in the default).",
+    )
+    max_concurrent_uploads: int = Field(
+        8,
+        ge=1,
+        description="POST /generate bodies read at the same time per API process; more wait up to "
+        "upload_queue_timeout, then get 503. Bounds the API's memory with the file limits.",
+    )
+    upload_queue_timeout: float = Field(
+        10.0, ge=0, description="Seconds a submission waits for an upload slot before it is answered 503."
+    )
+    upload_spool_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Uploaded files up to this size stay in memory while they are checked; larger ones "
+        "are spooled to a temporary file.",
+    )
+    api_workers: int = Field(
+        2, ge=1, description="API processes `bootpig serve` runs on its port (uvicorn workers)."
+    )
+    admin_key: str | None = Field(
+        None,
+        description="Key (X-Admin-Key header) that shows operators /readyz in detail: workers' names, "
+        "hosts, models and current jobs. Unset: only the public summary is served.",
+    )
+    redis_request_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds the API waits for one Redis reply before answering 503; a hung Redis must "
+        "not hold requests (workers keep their longer timeout).",
+    )
+    ended_job_ttl: int = Field(
+        3600,
+        gt=0,
+        description="Seconds a failed or canceled job's record is kept (it has no images to fetch; "
+        "finished jobs are kept for result_ttl).",
+    )
+    max_queued_jobs_per_client: int = Field(
+        10,
+        ge=1,
+        description="Unfinished jobs (queued or running) one client may have; more get 429. A client is "
+        "its API key, or its address when keys are off.",
+    )
+    stored_reference_side: int = Field(
+        1536,
+        ge=64,
+        description="Uploaded references are kept in Redis no larger than this (longest side, pixels; "
+        "re-encoded as JPEG when larger or heavier than side² bytes): what the worker crops the object from.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

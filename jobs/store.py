@@ -29,6 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -65,10 +67,19 @@ def new_job_id() -> str:
     return secrets.token_hex(16)
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """Bytes-mode client (RQ needs it) with short timeouts so a dead Redis fails fast."""
+def connect(settings: Settings, timeout: float = 30.0, retries: int | None = None) -> redis.Redis:
+    """Bytes-mode client (RQ needs it) with short timeouts so a dead Redis fails fast.
+
+    The API passes `settings.redis_request_timeout` and one retry: a request must get its 503 in seconds,
+    not wait out redis-py's default retries (with backoff) of a long timeout while a hung Redis holds its
+    thread. Workers keep redis-py's retries, which ride out a Redis restart."""
+    options = {} if retries is None else {"retry": Retry(NoBackoff(), retries)}
     return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+        settings.redis_url,
+        socket_connect_timeout=min(5.0, timeout),
+        socket_timeout=timeout,
+        health_check_interval=30,
+        **options,
     )
 
 
@@ -210,7 +221,7 @@ class JobStore:
             job_timeout=int(self.settings.job_timeout) + RQ_TIMEOUT_GRACE,
             ttl=self.settings.input_ttl,
             result_ttl=600,
-            failure_ttl=self.settings.result_ttl,
+            failure_ttl=self.settings.ended_job_ttl,
             description=f"bootpig job {job_id} attempt {attempt}",
         )
 
@@ -317,11 +328,13 @@ class JobStore:
         return bool(self._finish(keys=[self.job_key(job_id), self.running_key], args=flat))
 
     def _end(self, job_id: str, status: JobStatus) -> None:
-        """A job reached a final state: drop its inputs, keep its record for `result_ttl`, count it."""
+        """A job reached a final state: drop its inputs, keep its record for `result_ttl` (a failed or
+        canceled one, which has no images to fetch, for the shorter `ended_job_ttl`), count it."""
+        ttl = self.settings.result_ttl if status is JobStatus.finished else self.settings.ended_job_ttl
         with self.redis.pipeline(transaction=False) as pipe:
             count = self.redis.hget(self.job_key(job_id), "num_inputs")
             pipe.delete(*[self.input_key(job_id, i) for i in range(max(int(count or 0), 1))])
-            pipe.expire(self.job_key(job_id), self.settings.result_ttl)
+            pipe.expire(self.job_key(job_id), ttl)
             pipe.zrem(self.queued_key, job_id)
             pipe.hincrby(f"{self.prefix}stats", f"jobs_{status.value}", 1)
             pipe.execute()

@@ -24,6 +24,7 @@ from bootpig.settings import Settings, load_served_pipeline
 from jobs.events import JobEvents
 from jobs.store import JobStore, connect
 from jobs.sweeper import Sweeper
+from worker.namesake import release_dead_namesake
 from worker.runner import WorkerRuntime, install_runtime
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ def serve(settings: Settings, burst: bool = False) -> int:
         events=JobEvents(connection, settings.key_prefix, settings.result_ttl),
     )
     install_runtime(runtime)
+    rq_worker = SimpleWorker(
+        [store.queue], connection=connection, serializer=JSONSerializer, name=name, log_job_description=False
+    )
+    release_dead_namesake(store, rq_worker)  # before our own heartbeat replaces the namesake's
     heartbeat = Heartbeat(store, runtime)
     heartbeat.beat()
     sweeper = Sweeper(store, settings.heartbeat_interval, "bootpig-heartbeat", beat=heartbeat.beat)
@@ -90,9 +95,6 @@ def serve(settings: Settings, burst: bool = False) -> int:
     webhooks = start_dispatcher(store)  # deliveries go on while any worker or API process lives
     log.info(
         "worker %s: ready on queue %r (model %s, %s)", name, settings.queue_name, info.model, info.device
-    )
-    rq_worker = SimpleWorker(
-        [store.queue], connection=connection, serializer=JSONSerializer, name=name, log_job_description=False
     )
     try:
         rq_worker.work(burst=burst, logging_level=logging.getLevelName(log.getEffectiveLevel()))

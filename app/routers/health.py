@@ -1,13 +1,20 @@
-"""Probes and metrics: /healthz (the process), /readyz (Redis and a loaded worker), /metrics."""
+"""Probes and metrics: /healthz (the process), /readyz (Redis and a loaded worker), /metrics.
+
+/healthz is answered on the event loop itself, touching neither Redis nor the thread pool, so a hung
+Redis or a pool full of waiting requests cannot make a live API look dead. /readyz tells anyone whether
+the service can take jobs; which workers, hosts, models and jobs are behind that is operator detail,
+shown only with the admin key (`app.admin`).
+"""
 
 from __future__ import annotations
 
 import redis
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.deps import RegistryDep, StoreDep
+from app.admin import is_admin
+from app.deps import RegistryDep, SettingsDep, StoreDep
 from model.config import DEMO_WARNING
 
 # What /readyz shows of each worker's heartbeat.
@@ -17,26 +24,36 @@ router = APIRouter()
 
 
 @router.get("/healthz", summary="The API process is alive")
-def healthz() -> dict:
+async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Redis answers and a worker with its model loaded is alive")
-def readyz(store: StoreDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    summary="Redis answers and a worker with its model loaded is alive",
+    description="Public: readiness, worker counts, demo flag and queue depth. With `X-Admin-Key`: each "
+    "live worker's name, host, model, checkpoint, device and current job.",
+    responses={401: {"description": "A wrong X-Admin-Key"}},
+)
+def readyz(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    detail = is_admin(request, settings)
     try:
         store.redis.ping()
         workers = store.live_workers()
     except redis.exceptions.RedisError:
-        return JSONResponse({"ready": False, "redis": False, "workers": []}, status_code=503)
+        return JSONResponse({"ready": False, "redis": False, "live_workers": 0}, status_code=503)
     loaded = [w for w in workers if w.get("model_loaded")]
     body = {
         "ready": bool(loaded),
         "redis": True,
-        "workers": [{key: w.get(key) for key in WORKER_FIELDS} for w in workers],
-        "models": sorted({w.get("model") or "" for w in loaded}),
+        "live_workers": len(workers),
+        "loaded_workers": len(loaded),
         "demo": any(w.get("demo") for w in loaded),
         "queue_depth": store.queue_length(),
     }
+    if detail:
+        body["workers"] = [{key: w.get(key) for key in WORKER_FIELDS} for w in workers]
+        body["models"] = sorted({w.get("model") or "" for w in loaded})
     if body["demo"]:
         body["warning"] = DEMO_WARNING
     if not loaded:

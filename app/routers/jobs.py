@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from app.auth import CallerDep, OwnedJobDep, load_owned_job
-from app.deps import SettingsDep, StoreDep, SubjectsDep, SubmissionsDep
+from app.auth import CallerDep, OwnedJobDep, load_owned_job, load_owned_view
+from app.deps import SettingsDep, StoreDep, SubjectsDep, SubmissionsDep, UploadSlotsDep, ViewsDep
 from app.errors import APIError
-from app.images import check_image
+from app.images import ImageLimits, stored_reference
 from app.job_sources import checked_webhook, require_one_source, split_job_fields, subject_references
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
 from app.uploads import UploadLimits, read_multipart
 from bootpig.settings import Settings
 from jobs.events import JobEvents
+from jobs.quota import ClientQuota
 from jobs.record import JobRecord
 from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
+from jobs.subjects import SubjectStore
 from jobs.webhooks.delivery import WebhookQueue, webhook_status
 from model.config import MAX_REFERENCES, Segmenter, draw_seed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 router = APIRouter()
-
-
-def upload_limits(settings: Settings) -> UploadLimits:
-    return UploadLimits(IMAGES_FIELD, MAX_REFERENCES, settings.max_file_bytes, settings.max_request_bytes)
 
 
 def view(store: JobStore, record: JobRecord) -> JobView:
@@ -59,7 +60,11 @@ def view(store: JobStore, record: JobRecord) -> JobView:
             "neither of `images` and `subject_id`, a refused `webhook` (`unsafe_webhook`, "
             "`webhooks_disabled`), or the Idempotency-Key was already used for a different request"
         },
-        429: {"description": "The queue is full"},
+        408: {"description": "The body arrived too slowly (stalled longer than client_read_timeout)"},
+        429: {
+            "description": "The queue is full, or this client has max_queued_jobs_per_client unfinished jobs"
+        },
+        503: {"description": "Every upload slot is busy (retry shortly), or Redis is unavailable"},
     },
 )
 async def submit(
@@ -69,32 +74,30 @@ async def submit(
     settings: SettingsDep,
     submissions: SubmissionsDep,
     subjects: SubjectsDep,
+    slots: UploadSlotsDep,
 ) -> Response:
     if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
         submissions.labels("queue_full").inc()
         raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
-    try:
-        form = await read_multipart(request, upload_limits(settings))
-        fields, subject_id, webhook = split_job_fields(form.fields)
-        require_one_source(bool(form.files), subject_id)
-        params = parse_generation_fields(fields, settings.segment.value)
-        for index, upload in enumerate(form.files):
-            await run_in_threadpool(check_image, upload.data, index, settings.max_image_pixels)
-        images = [upload.data for upload in form.files]
-        if subject_id:  # prepared once: no decoding or segmentation again
-            images = await run_in_threadpool(subject_references, subjects, subject_id, owner)
-            params["segment"] = Segmenter.none.value
-        if webhook:
-            webhook = await run_in_threadpool(checked_webhook, webhook, settings)
-    except APIError:
-        submissions.labels("rejected").inc()
-        raise
-    extra = {name: value for name, value in (("subject_id", subject_id), ("webhook", webhook)) if value}
-    idempotency_key = request.headers.get("idempotency-key")
+    idempotency_key = presented_idempotency_key(request)
+    quota, client = (
+        ClientQuota(store, settings.max_queued_jobs_per_client),
+        quota_client(request, owner, settings),
+    )
+    if await run_in_threadpool(quota.full, client):
+        submissions.labels("client_limit").inc()
+        message = f"this client already has {quota.limit} unfinished jobs; wait for one to end"
+        raise APIError(429, "too_many_jobs", message)
+    async with slots.slot():
+        job = await read_submission(request, settings, submissions, subjects, owner)
+    images, params = job.images, job.params
+    extra = {
+        name: value for name, value in (("subject_id", job.subject_id), ("webhook", job.webhook)) if value
+    }
     fingerprint = request_fingerprint(params | extra, images) if idempotency_key is not None else None
     register_webhook = None
-    if webhook:
-        webhooks, base_url = WebhookQueue(store.redis, settings), str(request.base_url)
+    if job.webhook:
+        webhooks, base_url, webhook = WebhookQueue(store.redis, settings), str(request.base_url), job.webhook
 
         def register_webhook(pipe, job_id: str) -> None:
             webhooks.register(job_id, webhook, base_url, pipe)
@@ -108,6 +111,8 @@ async def submit(
     except IdempotencyConflict as exc:
         submissions.labels("rejected").inc()
         raise APIError(422, "idempotency_key_reused", f"{exc}; use a new key", IDEMPOTENCY_HEADER) from None
+    if created:
+        await run_in_threadpool(quota.add, client, record.id)
     submissions.labels("accepted" if created else "replayed").inc()
     body = view(store, record).model_dump(mode="json")
     headers = {"Location": f"/jobs/{record.id}"}
@@ -116,10 +121,70 @@ async def submit(
     return JSONResponse(body, status_code=202 if created else 200, headers=headers)
 
 
+def quota_client(request: Request, owner: str, settings: Settings) -> str:
+    """Who the per-client job limit counts: the API key's owner, or the address when keys are off."""
+    if settings.api_keys:
+        return owner
+    return f"address:{request.client.host if request.client else 'unknown'}"
+
+
+def presented_idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header, or None without one; an empty or overlong key is a 422, not a key."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        message = f"{IDEMPOTENCY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters (or left out)"
+        raise APIError(422, "invalid", message, IDEMPOTENCY_HEADER)
+    return key
+
+
+@dataclass
+class Submission:
+    """What a checked POST /generate carries: stored references, parameters, and its optional extras."""
+
+    images: list[bytes]
+    params: dict
+    subject_id: str | None
+    webhook: str | None
+
+
+async def read_submission(
+    request: Request, settings: Settings, submissions, subjects: SubjectStore, owner: str
+) -> Submission:
+    """Checked images (uploaded, or a subject's prepared ones) and parameters, read in an upload slot."""
+    try:
+        form = await read_multipart(
+            request, UploadLimits.from_settings(settings, IMAGES_FIELD, MAX_REFERENCES)
+        )
+    except APIError:
+        submissions.labels("rejected").inc()
+        raise
+    try:
+        fields, subject_id, webhook = split_job_fields(form.fields)
+        require_one_source(bool(form.files), subject_id)
+        params = parse_generation_fields(fields, settings.segment.value)
+        limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
+        images = []
+        for index, upload in enumerate(form.files):
+            images.append(await run_in_threadpool(stored_reference, upload.file, index, limits, side))
+        if subject_id:  # prepared once: no decoding or segmentation again
+            images = await run_in_threadpool(subject_references, subjects, subject_id, owner)
+            params["segment"] = Segmenter.none.value
+        if webhook:
+            webhook = await run_in_threadpool(checked_webhook, webhook, settings)
+        return Submission(images, params, subject_id, webhook)
+    except APIError:
+        submissions.labels("rejected").inc()
+        raise
+    finally:
+        form.close()
+
+
 @router.get("/jobs/{job_id}", response_model=JobView, responses={404: {"description": "Unknown job"}})
-def get_job(record: OwnedJobDep, store: StoreDep) -> JobView:
+def get_job(job_id: str, views: ViewsDep, store: StoreDep, owner: CallerDep) -> JobView:
     """Status, queue position, progress, timings, parameters and (when finished) image URLs."""
-    return view(store, record)
+    record, position = load_owned_view(views, job_id, owner)
+    webhook = webhook_status(store.redis, store.prefix, record.id) if record.webhook else None
+    return job_view(record, position, webhook)
 
 
 @router.get(

@@ -10,13 +10,12 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
 from app.auth import CallerDep, load_owned_subject
-from app.deps import SettingsDep, SubjectsDep
+from app.deps import SettingsDep, SubjectsDep, UploadSlotsDep
 from app.errors import APIError
-from app.images import check_image
-from app.routers.jobs import upload_limits
+from app.images import ImageLimits, stored_reference
 from app.schemas import IMAGES_FIELD
 from app.subject_schemas import SUBJECT_NAME_MAX_CHARS, SubjectList, SubjectView, subject_view
-from app.uploads import read_multipart
+from app.uploads import UploadLimits, read_multipart
 from model.config import MAX_REFERENCES, Segmenter
 
 router = APIRouter(tags=["subjects"])
@@ -67,31 +66,44 @@ def subject_form_schema() -> dict:
         413: {"description": "A file, the pixel count or the request is over its limit"},
         415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
         422: {"description": "No images, too many, an unknown field, or a bad `segment`/`name`"},
+        408: {"description": "The body arrived too slowly (stalled longer than client_read_timeout)"},
+        503: {"description": "Every upload slot is busy (retry shortly), or Redis is unavailable"},
     },
 )
 async def create_subject(
-    request: Request, owner: CallerDep, subjects: SubjectsDep, settings: SettingsDep
+    request: Request, owner: CallerDep, subjects: SubjectsDep, settings: SettingsDep, slots: UploadSlotsDep
 ) -> JSONResponse:
-    form = await read_multipart(request, upload_limits(settings))
-    if not form.files:
-        raise APIError(422, "no_images", "at least one photo of the object is required", IMAGES_FIELD)
-    unknown = sorted(set(form.fields) - SUBJECT_FIELDS)
-    if unknown:
-        raise APIError(422, "invalid", f"{unknown[0]}: unknown field", unknown[0])
-    name = form.fields.get("name", "").strip()
-    if len(name) > SUBJECT_NAME_MAX_CHARS:
-        raise APIError(422, "invalid", f"name: at most {SUBJECT_NAME_MAX_CHARS} characters", "name")
-    segment = form.fields.get("segment", "").strip() or settings.segment.value
-    if segment not in {m.value for m in Segmenter}:
-        choices = ", ".join(m.value for m in Segmenter)
-        raise APIError(422, "invalid", f"segment: must be one of {choices}", "segment")
-    for index, upload in enumerate(form.files):
-        await run_in_threadpool(check_image, upload.data, index, settings.max_image_pixels)
-    record = await run_in_threadpool(
-        subjects.create, owner, name or None, segment, [upload.data for upload in form.files]
-    )
+    async with slots.slot():
+        photos, name, segment = await read_subject_form(request, settings)
+    record = await run_in_threadpool(subjects.create, owner, name or None, segment, photos)
     body = subject_view(record).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": f"/subjects/{record['id']}"})
+
+
+async def read_subject_form(request: Request, settings) -> tuple[list[bytes], str, str]:
+    """The checked photos (stored as jobs store theirs), name and segmenter of a POST /subjects."""
+    form = await read_multipart(request, UploadLimits.from_settings(settings, IMAGES_FIELD, MAX_REFERENCES))
+    try:
+        if not form.files:
+            raise APIError(422, "no_images", "at least one photo of the object is required", IMAGES_FIELD)
+        unknown = sorted(set(form.fields) - SUBJECT_FIELDS)
+        if unknown:
+            raise APIError(422, "invalid", f"{unknown[0]}: unknown field", unknown[0])
+        name = form.fields.get("name", "").strip()
+        if len(name) > SUBJECT_NAME_MAX_CHARS:
+            raise APIError(422, "invalid", f"name: at most {SUBJECT_NAME_MAX_CHARS} characters", "name")
+        segment = form.fields.get("segment", "").strip() or settings.segment.value
+        if segment not in {m.value for m in Segmenter}:
+            choices = ", ".join(m.value for m in Segmenter)
+            raise APIError(422, "invalid", f"segment: must be one of {choices}", "segment")
+        limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
+        photos = [
+            await run_in_threadpool(stored_reference, upload.file, index, limits, side)
+            for index, upload in enumerate(form.files)
+        ]
+        return photos, name, segment
+    finally:
+        form.close()
 
 
 @router.get("/subjects", response_model=SubjectList, summary="The caller's subjects")

@@ -18,13 +18,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.main import create_app
+    from app.server import serve
     from bootpig.settings import get_settings
 
     settings = get_settings()
-    host = args.host or settings.host
-    port = args.port or settings.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    serve(settings, args.host or settings.host, args.port or settings.port)
     return 0

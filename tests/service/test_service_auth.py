@@ -61,3 +61,25 @@ def test_idempotency_keys_are_per_client(keyed_url, photo_bytes):
 def test_open_api_without_keys_needs_none(service, photo_bytes):
     with client_for(service.url, None) as client:
         assert submit(client, photo_bytes[0]).status_code == 202
+
+
+def test_readyz_shows_no_job_ids_hosts_or_paths_without_the_admin_key(service, photo_bytes, poll):
+    import socket
+
+    admin_url = service.start_api(admin_key="op-secret")
+    with client_for(admin_url, None) as client:
+        files = [("images", ("ref.jpg", photo_bytes[0], "image/jpeg"))]
+        job_id = client.post("/generate", data={"prompt": "a dog", "steps": "40"}, files=files).json()["id"]
+        poll(client, job_id, until=lambda job: job["status"] == "started")  # its worker's beat names it
+        public = client.get("/readyz")
+        detail = client.get("/readyz", headers={"X-Admin-Key": "op-secret"})
+        wrong = client.get("/readyz", headers={"X-Admin-Key": "guess"})
+    host, model_dir = socket.gethostname(), service.env["BOOTPIG_MODEL"]
+    assert public.status_code == 200 and public.json()["ready"] and public.json()["live_workers"] >= 1
+    for secret in (job_id, host, model_dir, *service.workers):
+        assert secret not in public.text, secret
+    assert detail.status_code == 200
+    workers = detail.json()["workers"]
+    assert {w["name"] for w in workers} <= set(service.workers) and workers[0]["host"] == host
+    assert detail.json()["models"] == [model_dir]
+    assert wrong.status_code == 401 and "workers" not in wrong.text

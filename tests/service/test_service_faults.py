@@ -147,3 +147,17 @@ def test_restarting_the_api_loses_no_job(faults, photo_bytes, poll):
     restarted = faults.start_api()
     with httpx.Client(base_url=restarted, timeout=30) as client:
         assert poll(client, job_id)["status"] == "finished"
+
+
+def test_killed_worker_with_a_fixed_name_restarts_at_once(make_stack, photo_bytes, poll):
+    stack = make_stack(worker_step_delay=STEP_DELAY)
+    stack.start_api()
+    stack.start_worker("fixed-name")
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        job_id = submit(client, photo_bytes[0], 40)
+        poll(client, job_id, until=running)
+        stack.signal_worker("fixed-name", signal.SIGKILL).wait()
+        stack.start_worker("fixed-name", wait=False)  # RQ still holds the dead worker's registration
+        job = poll(client, job_id, timeout=60)
+    assert job["status"] == "finished" and job["attempt"] == 2, job
+    assert stack.workers["fixed-name"].poll() is None, stack.log("worker-fixed-name.log")

@@ -86,7 +86,7 @@ def test_a_claim_renews_the_record_so_a_long_wait_cannot_expire_it_mid_run(store
     assert store.claim(job_id, 1, "slow-worker") == "ok"
     assert store.redis.ttl(store.job_key(job_id)) > store.settings.job_timeout
     assert store.fail(job_id, 1, "slow-worker", "test over")
-    assert store.redis.ttl(store.job_key(job_id)) > store.settings.result_ttl - 10
+    assert store.redis.ttl(store.job_key(job_id)) > store.settings.ended_job_ttl - 10  # a failed job's life
 
 
 def test_jobs_cut_off_between_their_two_redis_steps_still_run(stack, store, photo_bytes, poll, monkeypatch):

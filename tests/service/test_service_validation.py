@@ -138,6 +138,23 @@ def test_decompression_bomb_refused_before_decoding(client, size):
     assert_error(post(client, [bomb]), 413, "images", "too_many_pixels")
 
 
+def test_sliver_that_passes_the_pixel_count_is_refused(client, photo_bytes):
+    # 65500 x 610 has fewer pixels than the limit; as a JPEG it is 624 KiB, yet padding it to a square
+    # once cost a worker 17 GB. Its header alone refuses it, naming the image.
+    error = assert_error(post(client, [photo_bytes[0], png_claiming_size(65500, 610)]), 413, "images")
+    assert error["code"] == "image_too_large" and error["index"] == 1 and "12,000" in error["message"]
+    sliver = encode(Image.new("RGB", (900, 100), "white"), "JPEG")  # ratio 9 > 8
+    error = assert_error(post(client, [sliver]), 422, "images", "aspect_ratio")
+    assert error["index"] == 0 and "900 x 100" in error["message"]
+
+
+def test_shape_limits_are_settings(make_stack, photo_bytes):
+    stack = make_stack(max_image_side=500, max_image_aspect_ratio=1.5)
+    with httpx.Client(base_url=stack.start_api(), timeout=30) as http:
+        assert_error(post(http, [encode(Image.new("RGB", (600, 500), "white"), "PNG")]), 413, "images")
+        assert_error(post(http, [encode(Image.new("RGB", (400, 200), "white"), "PNG")]), 422, "images")
+
+
 def test_pixel_limit_is_a_setting(limited):
     big = encode(Image.new("RGB", (1100, 1000), "white"), "PNG")  # 1.1 MP, a few KB
     assert_error(post(limited, [big]), 413, "images", "too_many_pixels")
@@ -237,3 +254,21 @@ def test_burst_of_bad_requests_leaves_service_healthy(service, jpeg, poll):
         assert good.status_code == 202
         assert poll(client, good.json()["id"])["status"] == "finished"
         assert client.get("/readyz").status_code == 200
+
+
+def test_job_ids_are_checked_before_redis_is_asked(client, jpeg, poll):
+    job_id = post(client, [jpeg]).json()["id"]
+    assert poll(client, job_id)["status"] == "finished"  # so `job:<id>:image:0` exists in Redis
+    for path in (f"{job_id}:image:0", job_id.upper(), f"{job_id[:-1]}*"):
+        for response in (client.get(f"/jobs/{path}"), client.delete(f"/jobs/{path}")):
+            assert_error(response, 404, "id", "not_found")
+    assert_error(client.get(f"/jobs/{job_id}:image:0/images/0"), 404, "id", "not_found")
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k" * 256])
+def test_empty_or_overlong_idempotency_key_is_refused(client, jpeg, key):
+    files = [("images", ("a.jpg", jpeg, "image/jpeg"))]
+    response = client.post(
+        "/generate", data={"prompt": "a dog", "steps": "2"}, files=files, headers={"Idempotency-Key": key}
+    )
+    assert_error(response, 422, "Idempotency-Key", "invalid")

@@ -110,3 +110,35 @@ def test_page_prepares_a_subject_and_follows_the_job_live(service, browser, dog_
     wait.until(
         lambda d: Select(d.find_element(By.ID, "subject")).first_selected_option.get_attribute("value") == ""
     )
+
+
+def test_page_names_the_field_once(service, browser, dog_photos):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(service.url + "/")
+    wait = WebDriverWait(browser, 30)
+    steps = browser.find_element(By.ID, "steps")
+    wait.until(lambda d: steps.get_attribute("max"))
+    browser.execute_script("arguments[0].removeAttribute('max')", steps)  # as an old page would send it
+    browser.find_element(By.ID, "prompt").send_keys("a dog")
+    browser.find_element(By.CSS_SELECTOR, "details summary").click()
+    steps.send_keys("100000")
+    browser.find_element(By.ID, "images").send_keys(str(dog_photos[0]))
+    browser.find_element(By.ID, "submit").click()
+    error = wait.until(lambda d: d.find_element(By.ID, "error").text)
+    assert error.startswith("steps: ") and not error.startswith("steps: steps:"), error
+
+
+def test_api_docs_render_under_the_csp(service, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(service.url + "/docs")
+    title = WebDriverWait(browser, 60).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    )
+    assert "BootPIG" in title.text
+    blocked = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not blocked, blocked
