@@ -37,7 +37,7 @@ def http(service):
 
 @pytest.fixture(scope="module")
 def ready_subject(http, dog_photos) -> dict:
-    """Two full-size DreamBooth photos (what a user uploads), prepared without segmentation."""
+    """Two DreamBooth photos (what a user uploads), prepared without segmentation."""
     files = [("images", (path.name, path.read_bytes(), "image/jpeg")) for path in dog_photos[:2]]
     response = http.post("/subjects", data={"name": "rex", "segment": "none"}, files=files)
     assert response.status_code == 202, response.text
@@ -48,7 +48,7 @@ def ready_subject(http, dog_photos) -> dict:
     return subject
 
 
-def test_prepared_references_are_served_as_png_and_stored_compactly(service, http, ready_subject, dog_photos):
+def test_prepared_references_are_served_as_png_and_stored_compactly(service, http, ready_subject):
     assert ready_subject["name"] == "rex" and ready_subject["reference_size"] == 64
     assert len(ready_subject["references"]) == 2
     for url in ready_subject["references"]:
@@ -61,8 +61,8 @@ def test_prepared_references_are_served_as_png_and_stored_compactly(service, htt
     }
     assert not any(":upload:" in key for key in keys)  # the raw uploads are gone once prepared
     stored = [service.redis.strlen(key) for key in keys if ":ref:" in key]
-    uploaded = sum(path.stat().st_size for path in dog_photos[:2])
-    assert len(stored) == 2 and sum(stored) < uploaded / 4
+    raw_at_reference_size = 64 * 64 * 3  # what is kept depends on the model's size, never on the upload's
+    assert len(stored) == 2 and all(size < raw_at_reference_size for size in stored)
     assert http.get(f"/subjects/{ready_subject['id']}/references/2").status_code == 404
 
 
