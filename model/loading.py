@@ -15,7 +15,6 @@ from model.tiny import is_tiny_model, make_tiny_model
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What is being served, for logs and the API's health output."""
