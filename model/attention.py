@@ -53,7 +53,7 @@ class ReferenceContext:
     rows: torch.Tensor | None = None  # base-batch rows that see references; None = all rows
     pooling: Pooling = Pooling.softmax
     key_scale: float = 1.0
-    impl: AttentionImpl = AttentionImpl.merged
+    impl: AttentionImpl = AttentionImpl.merged  # `direct` also runs the reference pass to its end
     # Reference keys/values projected by the Base UNet, kept while the same features are injected again
     # (features reused over steps); treated as immutable, released by `release_projections`.
     projections: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
@@ -73,7 +73,12 @@ class ReferenceContext:
     @property
     def stop_when_recorded(self) -> bool:
         """End the reference pass early at inference (a gradient pass runs to the end, untouched)."""
-        return self.recording and not torch.is_grad_enabled() and len(self.recorded) == self.layer_count
+        return (
+            self.recording
+            and self.impl is AttentionImpl.merged  # `direct` stays the plain transcription throughout
+            and not torch.is_grad_enabled()
+            and len(self.recorded) == self.layer_count
+        )
 
     @contextmanager
     def inject(

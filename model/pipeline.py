@@ -275,6 +275,8 @@ class BootPIGPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         features = reference_features
         try:
+            if features is not None:
+                self.unets.project_reference_features(features)
             for i, t in enumerate(self.progress_bar(timesteps)):
                 if should_cancel is not None and should_cancel():
                     raise GenerationCancelled(f"cancelled before step {i + 1} of {len(timesteps)}")

@@ -81,6 +81,17 @@ class BootPIGUNets(torch.nn.Module):
         ):
             return self.base_unet(latents, timestep, encoder_hidden_states).sample
 
+    @torch.no_grad()
+    def project_reference_features(self, features: ReferenceFeatures) -> None:
+        """Project the reference keys/values of every RSA layer now, for reuse while `features` are.
+
+        Fast mode calls this once per job, so no denoising step pays for it.
+        """
+        with self.context.inject(features, None, self.method.pooling, self.method.reference_key_scale):
+            for name, f_ref in features.items():
+                attn = self.base_unet.get_submodule(name)
+                attn.processor.reference_keys_values(attn, f_ref)
+
     def release_reference_cache(self) -> None:
         self.context.release_projections()
 
