@@ -49,7 +49,9 @@ def parse_reference_schedule(value: object) -> int | str:
     return value
 
 
-ReferenceSchedule = Annotated[int | Literal["once"], BeforeValidator(parse_reference_schedule)]
+ReferenceSchedule = Annotated[
+    Annotated[int, Field(ge=1)] | Literal["once"], BeforeValidator(parse_reference_schedule)
+]
 
 MAX_REFERENCES = 8
 MAX_IMAGES_PER_REQUEST = 4
