@@ -83,6 +83,7 @@ class Case:
     units: float
     warm: Callable[[], object] | None = None  # untimed call right before each timed one
     times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)  # process CPU time: less sensitive to other load
     peak_bytes: int = 0
 
 
@@ -100,12 +101,13 @@ def interleaved(cases: list[Case], repeats: int, device: torch.device, warmup: b
                 case.warm()
             synchronize(device)
             with PeakMemory(device) as memory:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 case.run()
                 synchronize(device)
-                elapsed = time.perf_counter() - start
+                elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             if timed:
                 case.times.append(elapsed)
+                case.cpu_times.append(cpu)
                 case.peak_bytes = max(case.peak_bytes, memory.peak)
 
 
@@ -184,23 +186,31 @@ def step_cases(unets: BootPIGUNets, resolution: int, refs: list[int], device, dt
     return cases
 
 
+def median_ratio(times: list[float], baseline: list[float]) -> tuple[float, float]:
+    """Median of the per-round ratios, and their spread (max - min) / median."""
+    ratios = [t / b for t, b in zip(times, baseline, strict=True)]
+    ratio = statistics.median(ratios)
+    return ratio, (max(ratios) - min(ratios)) / ratio if len(ratios) > 1 else 0.0
+
+
 def report_steps(cases: list[Case], share: float) -> list[dict]:
     vanilla = cases[0]
     rows = []
-    print(f"{'case':34s} {'median':>9s} {'x vanilla':>9s} {'spread':>7s} {'rows':>5s} {'units':>6s} "
-          f"{'floor':>6s} {'model':>6s} {'peak MiB':>9s}")  # fmt: skip
+    print(f"{'case':34s} {'median':>8s} {'x vanilla':>9s} {'spread':>6s} {'cpu x':>6s} {'spread':>6s} "
+          f"{'rows':>5s} {'units':>6s} {'floor':>6s} {'model':>6s} {'peak MiB':>9s}")  # fmt: skip
     for case in cases:
-        ratios = [c / v for c, v in zip(case.times, vanilla.times, strict=True)]
-        ratio = statistics.median(ratios)
-        spread = (max(ratios) - min(ratios)) / ratio if len(ratios) > 1 else 0.0
+        ratio, spread = median_ratio(case.times, vanilla.times)
+        cpu_ratio, cpu_spread = median_ratio(case.cpu_times, vanilla.cpu_times)
         floor = case.rows / 2
         model = (case.rows * (1 - share) + case.units * share) / 2
         seconds = statistics.median(case.times)
-        print(f"{case.label:34s} {seconds:8.2f}s {ratio:9.2f} {spread:6.0%} {case.rows:5.1f} "
-              f"{case.units:6.1f} {floor:6.2f} {model:6.2f} {case.peak_bytes / 2**20:9.0f}")  # fmt: skip
+        print(f"{case.label:34s} {seconds:7.2f}s {ratio:9.2f} {spread:6.0%} {cpu_ratio:6.2f} "
+              f"{cpu_spread:6.0%} {case.rows:5.1f} {case.units:6.1f} {floor:6.2f} {model:6.2f} "
+              f"{case.peak_bytes / 2**20:9.0f}")  # fmt: skip
         rows.append(
             {k: v for k, v in asdict(case).items() if k not in ("run", "warm")}
-            | {"median_s": seconds, "ratio": ratio, "ratio_spread": spread, "floor": floor, "model": model}
+            | {"median_s": seconds, "ratio": ratio, "ratio_spread": spread, "cpu_ratio": cpu_ratio}
+            | {"cpu_ratio_spread": cpu_spread, "floor": floor, "model": model}
         )
     return rows
 
@@ -319,8 +329,8 @@ def main() -> None:
     unets = BootPIGUNets(copy.deepcopy(base), base)
     params = sum(p.numel() for p in base.parameters())
     print(f"UNet {args.config}: {params / 1e6:.1f}M parameters, {device}, {args.dtype}, "
-          f"{torch.get_num_threads()} threads, {args.repeats} interleaved rounds (medians; spread = "
-          f"(max - min) / median of the per-round ratio)")  # fmt: skip
+          f"{torch.get_num_threads()} threads, {args.repeats} interleaved rounds (medians of per-round "
+          f"ratios of wall time and of process CPU time; spread = (max - min) / median)")  # fmt: skip
     results: dict = {"config": args.config, "dtype": args.dtype, "device": str(device), "steps": {}}
     for resolution in resolutions:
         cases = step_cases(unets, resolution, refs, device, dtype)

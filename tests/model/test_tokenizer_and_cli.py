@@ -93,7 +93,7 @@ def test_generate_cli_reference_schedule_flag_is_validated(tiny_model_dir, dog_p
     assert "reference_schedule" in result.stderr and "Traceback" not in result.stderr
     result = run_generate(
         tiny_model_dir, dog_photos[:1], prompt="a dog", steps=2, segment="none", reference_schedule="once",
-        reference_size=32, out=tmp_path / "once.png",
+        reference_size=96, out=tmp_path / "once.png",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "once.png").is_file()
