@@ -199,9 +199,11 @@ class BootPIGPipeline(DiffusionPipeline):
             device=reference_latents.device,
             dtype=reference_latents.dtype,
         )
+        # The forward process at `timestep` itself (any timestep, whatever schedule the scheduler holds).
+        alpha_bar = self.scheduler.alphas_cumprod[timestep].to(reference_latents.device, torch.float32)
+        noisy = alpha_bar.sqrt() * reference_latents.float() + (1 - alpha_bar).sqrt() * noise.float()
         t = torch.tensor([timestep], device=reference_latents.device)
-        noisy = self.scheduler.add_noise(reference_latents, noise, t)
-        return self.unets.reference_features(noisy, t, reference_embeds)
+        return self.unets.reference_features(noisy.to(reference_latents.dtype), t, reference_embeds)
 
     # ----------------------------------------------------------------- generation
     @torch.no_grad()
