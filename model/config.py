@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Pooling(str, Enum):
@@ -23,12 +23,37 @@ class Pooling(str, Enum):
     concat = "concat"  # ablation: one attention over [f; f_ref_1; ...; f_ref_k]
 
 
+class AttentionImpl(str, Enum):
+    """How the RSA layers compute attention; both give the same result (tests hold them to 1e-5)."""
+
+    merged = "merged"  # attend over self keys once and over each reference alone, merge by log-sum-exp
+    direct = "direct"  # attend over [f; f_ref_i] per reference: the straightforward reference path
+
+
 class Segmenter(str, Enum):
     """How the user's object is cut out of a reference photo."""
 
     tracer = "tracer"  # TRACER-B7 through carvekit (the paper's choice)
     none = "none"  # use the photo as it is (already on white, or for tests)
 
+
+ONCE_PER_JOB = "once"
+
+
+def parse_reference_schedule(value: object) -> int | str:
+    """A positive step interval or "once"; forms and CLI flags send it as text."""
+    if value == ONCE_PER_JOB:
+        return ONCE_PER_JOB
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number of steps >= 1 (1 = every step) or {ONCE_PER_JOB!r}")
+    return value
+
+
+ReferenceSchedule = Annotated[
+    Annotated[int, Field(ge=1)] | Literal["once"], BeforeValidator(parse_reference_schedule)
+]
 
 MAX_REFERENCES = 8
 MAX_IMAGES_PER_REQUEST = 4
@@ -65,6 +90,28 @@ class GenerationConfig(BaseModel):
     width: int = Field(512, ge=64, le=1024, multiple_of=8, description="Output width in pixels.")
     pooling: Pooling = Field(Pooling.softmax, description="Multi-reference pooling mode.")
     segment: Segmenter = Field(Segmenter.tracer, description="Reference foreground segmentation.")
+    reference_size: int | None = Field(
+        None,
+        ge=64,
+        le=1024,
+        multiple_of=8,
+        description="Side in pixels of the square reference images given to the Reference UNet; "
+        "default: the larger side of the output, as in training (reference and target the same size).",
+    )
+    reference_schedule: ReferenceSchedule = Field(
+        1,
+        description="How often the Reference UNet runs: 1 = every step (exact, the paper), m = every m "
+        "steps (features reused in between), 'once' = once per job at reference_timestep (fast mode).",
+    )
+    reference_timestep: int = Field(
+        250,
+        ge=0,
+        le=999,
+        description="Timestep the references are noised to when reference_schedule is 'once'.",
+    )
+
+    def resolved_reference_size(self) -> int:
+        return reference_side(self.height, self.width, self.reference_size)
 
 
 class MethodConfig(BaseModel):
@@ -79,6 +126,15 @@ class MethodConfig(BaseModel):
         "(the authors' release used 1.1).",
     )
     pooling: Pooling = Field(Pooling.softmax, description="Default pooling mode of this checkpoint.")
+
+
+def reference_side(height: int, width: int, reference_size: int | None = None) -> int:
+    """Side of the square references: `reference_size`, else the output's larger side.
+
+    Training pairs a reference and a target of the same size (`model/train`), so the default keeps
+    references at the scale the model learned, and costs no more tokens than the target itself.
+    """
+    return reference_size if reference_size is not None else max(height, width)
 
 
 def field_default(model: type[BaseModel], name: str):

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from model.attention import ReferenceFeatures
 from model.config import GenerationConfig, Segmenter, draw_seed
 from model.errors import SegmenterUnavailable
 from model.pipeline import BootPIGPipeline
@@ -23,6 +24,8 @@ class GenerationResult:
     images: list[Image.Image]
     seed: int
     references: list[Image.Image]
+    # Features of reference_schedule="once", reusable by the next job of the same subject (see `generate`).
+    reference_features: ReferenceFeatures | None = None
 
 
 def choose_seed(seed: int | None) -> int:
@@ -50,16 +53,26 @@ def generate(
     segmenters: SegmenterCache | None = None,
     callback: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    reference_features: ReferenceFeatures | None = None,
 ) -> GenerationResult:
-    """Run one request; the seed drives a CPU generator so results match across devices."""
-    segmenter = None
-    if config.segment is Segmenter.tracer:
-        if segmenters is None:
-            raise SegmenterUnavailable(
-                "segment=tracer needs TRACER weights; pass segment=none to skip segmentation"
-            )
-        segmenter = segmenters.get()
-    references = prepare_references(reference_images, pipe.reference_size, config.segment, segmenter)
+    """Run one request; the seed drives a CPU generator so results match across devices.
+
+    `reference_features`: with `reference_schedule="once"`, the `reference_features` of an earlier
+    result for the same photos, reference prompt, reference size and timestep; the references are
+    then neither segmented nor run through the Reference UNet.
+    """
+    references: list[Image.Image] = []
+    if reference_features is None:
+        segmenter = None
+        if config.segment is Segmenter.tracer:
+            if segmenters is None:
+                raise SegmenterUnavailable(
+                    "segment=tracer needs TRACER weights; pass segment=none to skip segmentation"
+                )
+            segmenter = segmenters.get()
+        references = prepare_references(
+            reference_images, config.resolved_reference_size(), config.segment, segmenter
+        )
     seed = choose_seed(config.seed)
     result = pipe(
         config.prompt,
@@ -74,7 +87,16 @@ def generate(
         guidance_image=config.guidance_image,
         guidance_text=config.guidance_text,
         pooling=config.pooling,
+        reference_size=config.resolved_reference_size(),
+        reference_schedule=config.reference_schedule,
+        reference_timestep=config.reference_timestep,
+        reference_features=reference_features,
         callback=callback,
         should_cancel=should_cancel,
     )
-    return GenerationResult(images=result.images, seed=seed, references=references)
+    return GenerationResult(
+        images=result.images,
+        seed=seed,
+        references=references,
+        reference_features=result.reference_features,
+    )

@@ -15,13 +15,25 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from model.config import GenerationConfig, MethodConfig, Pooling, field_default
+from model.attention import ReferenceFeatures
+from model.config import (
+    ONCE_PER_JOB,
+    GenerationConfig,
+    MethodConfig,
+    Pooling,
+    field_default,
+    parse_reference_schedule,
+    reference_side,
+)
 from model.guidance import guided_noise_prediction
 from model.text import encode_text
 from model.unets import BootPIGUNets
 
 METHOD_CONFIG_NAME = "bootpig_config.json"
 REF_UNET, BASE_UNET = "ref_unet", "base_unet"
+# Noise of the once-per-job reference pass: fixed, so its features depend only on the references,
+# their caption, size and timestep and the weights, and a subject's features can be cached across jobs.
+ONCE_NOISE_SEED = 0
 
 
 class GenerationCancelled(RuntimeError):
@@ -32,6 +44,8 @@ class GenerationCancelled(RuntimeError):
 class BootPIGOutput:
     images: list[Image.Image]
     seed: int | None = None
+    # With reference_schedule="once": the features used, to pass back in for the next job of a subject.
+    reference_features: ReferenceFeatures | None = None
 
 
 def _is_local(path: str | Path) -> bool:
@@ -138,9 +152,18 @@ class BootPIGPipeline(DiffusionPipeline):
         (Path(save_directory) / METHOD_CONFIG_NAME).write_text(self.method.model_dump_json(indent=2))
 
     @property
-    def reference_size(self) -> int:
-        """Side of the square reference images: the base model's native resolution."""
+    def native_size(self) -> int:
+        """Side of the base model's native resolution: the default output size."""
         return int(self.base_unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def reference_size(self) -> int:
+        """The native size (older name, used by callers as the default output and preparation size).
+
+        The side the Reference UNet actually sees is `model.config.reference_side(height, width,
+        reference_size)`: the output's larger side unless a request sets it.
+        """
+        return self.native_size
 
     # ----------------------------------------------------------------- building blocks
     def encode_prompt(self, prompt: str) -> torch.Tensor:
@@ -157,6 +180,30 @@ class BootPIGPipeline(DiffusionPipeline):
         pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return [Image.fromarray(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()]
+
+    @torch.no_grad()
+    def once_reference_features(
+        self,
+        reference_latents: torch.Tensor,
+        reference_embeds: torch.Tensor,
+        timestep: int = field_default(GenerationConfig, "reference_timestep"),
+    ) -> ReferenceFeatures:
+        """Reference features of the fast mode: references noised to one fixed timestep with fixed noise.
+
+        The result depends only on its inputs and the weights, so a caller may keep it for the next job
+        of the same subject (same references, caption, size and timestep) and pass it to `__call__`.
+        """
+        noise = randn_tensor(
+            reference_latents.shape,
+            generator=torch.Generator("cpu").manual_seed(ONCE_NOISE_SEED),
+            device=reference_latents.device,
+            dtype=reference_latents.dtype,
+        )
+        # The forward process at `timestep` itself (any timestep, whatever schedule the scheduler holds).
+        alpha_bar = self.scheduler.alphas_cumprod[timestep].to(reference_latents.device, torch.float32)
+        noisy = alpha_bar.sqrt() * reference_latents.float() + (1 - alpha_bar).sqrt() * noise.float()
+        t = torch.tensor([timestep], device=reference_latents.device)
+        return self.unets.reference_features(noisy.to(reference_latents.dtype), t, reference_embeds)
 
     # ----------------------------------------------------------------- generation
     @torch.no_grad()
@@ -175,20 +222,31 @@ class BootPIGPipeline(DiffusionPipeline):
         guidance_image: float = field_default(GenerationConfig, "guidance_image"),
         guidance_text: float = field_default(GenerationConfig, "guidance_text"),
         pooling: Pooling | str | None = None,
+        reference_size: int | None = field_default(GenerationConfig, "reference_size"),
+        reference_schedule: int | str = field_default(GenerationConfig, "reference_schedule"),
+        reference_timestep: int = field_default(GenerationConfig, "reference_timestep"),
+        reference_features: ReferenceFeatures | None = None,
         callback: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         output_type: str = "pil",
     ) -> BootPIGOutput:
         """Generate `num_images` images of the referenced object as the prompt describes.
 
-        `reference_images` are already prepared (object on white, see `model.references`).
+        `reference_images` are already prepared (object on white, see `model.references`); they are
+        resized to `reference_side(height, width, reference_size)`. `reference_schedule` says how
+        often the Reference UNet runs (1: every step, exact; m: every m steps; "once": once per job at
+        `reference_timestep`). With "once", `reference_features` from an earlier job's output (same
+        references, caption, size and timestep) skip the Reference UNet entirely.
         `callback(step, total)` runs after every denoising step; `should_cancel()` is checked before
         every step and raises `GenerationCancelled` when it returns true.
         """
-        if not 1 <= len(reference_images) <= 8:
+        schedule = parse_reference_schedule(reference_schedule)
+        if reference_features is not None and schedule != ONCE_PER_JOB:
+            raise ValueError('precomputed reference_features need reference_schedule="once"')
+        if reference_features is None and not 1 <= len(reference_images) <= 8:
             raise ValueError("give between 1 and 8 reference images")
-        height = height or self.reference_size
-        width = width or self.reference_size
+        height = height or self.native_size
+        width = width or self.native_size
         if height % self.vae_scale_factor or width % self.vae_scale_factor:
             raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}")
         device, dtype = self.base_unet.device, self.base_unet.dtype
@@ -196,8 +254,15 @@ class BootPIGPipeline(DiffusionPipeline):
         prompt_embeds = self.encode_prompt(prompt)
         negative_embeds = self.encode_prompt(negative_prompt)
         reference_embeds = self.encode_prompt(reference_prompt if reference_prompt is not None else prompt)
-        side = self.reference_size
-        reference_latents = self.encode_images(reference_images, (side, side)).to(dtype)
+        reference_embeds = reference_embeds.to(dtype)
+        reference_latents = None
+        if reference_features is None:
+            side = reference_side(height, width, reference_size)
+            reference_latents = self.encode_images(reference_images, (side, side)).to(dtype)
+        if schedule == ONCE_PER_JOB and reference_features is None:
+            reference_features = self.once_reference_features(
+                reference_latents, reference_embeds, reference_timestep
+            )
 
         self.scheduler.set_timesteps(steps, device=device)
         shape = (
@@ -210,29 +275,39 @@ class BootPIGPipeline(DiffusionPipeline):
         latents = latents * self.scheduler.init_noise_sigma
 
         timesteps = self.scheduler.timesteps
-        for i, t in enumerate(self.progress_bar(timesteps)):
-            if should_cancel is not None and should_cancel():
-                raise GenerationCancelled(f"cancelled before step {i + 1} of {len(timesteps)}")
-            # The reference is re-noised to the current timestep with fresh noise (the paper's Sec. 3.3).
-            ref_noise = randn_tensor(reference_latents.shape, generator=generator, device=device, dtype=dtype)
-            noisy_reference = self.scheduler.add_noise(reference_latents, ref_noise, t.reshape(1))
-            model_input = self.scheduler.scale_model_input(latents, t)
-            noise = guided_noise_prediction(
-                self.unets,
-                model_input,
-                t,
-                prompt_embeds.to(dtype),
-                negative_embeds.to(dtype),
-                noisy_reference_latents=noisy_reference,
-                reference_embeds=reference_embeds.to(dtype),
-                guidance_image=guidance_image,
-                guidance_text=guidance_text,
-                pooling=pooling,
-            )
-            latents = self.scheduler.step(noise, t, latents).prev_sample
-            if callback is not None:
-                callback(i + 1, len(timesteps))
+        features = reference_features
+        try:
+            if features is not None:
+                self.unets.project_reference_features(features)
+            for i, t in enumerate(self.progress_bar(timesteps)):
+                if should_cancel is not None and should_cancel():
+                    raise GenerationCancelled(f"cancelled before step {i + 1} of {len(timesteps)}")
+                if schedule != ONCE_PER_JOB and i % schedule == 0:
+                    # Re-noised to the current timestep with fresh noise (the paper's Sec. 3.3).
+                    ref_noise = randn_tensor(
+                        reference_latents.shape, generator=generator, device=device, dtype=dtype
+                    )
+                    noisy_reference = self.scheduler.add_noise(reference_latents, ref_noise, t.reshape(1))
+                    features = self.unets.reference_features(noisy_reference, t, reference_embeds)
+                model_input = self.scheduler.scale_model_input(latents, t)
+                noise = guided_noise_prediction(
+                    self.unets,
+                    model_input,
+                    t,
+                    prompt_embeds.to(dtype),
+                    negative_embeds.to(dtype),
+                    reference_features=features,
+                    guidance_image=guidance_image,
+                    guidance_text=guidance_text,
+                    pooling=pooling,
+                )
+                latents = self.scheduler.step(noise, t, latents).prev_sample
+                if callback is not None:
+                    callback(i + 1, len(timesteps))
+        finally:
+            self.unets.release_reference_cache()
 
+        kept = reference_features if schedule == ONCE_PER_JOB else None
         if output_type == "latent":
-            return BootPIGOutput(images=latents)  # type: ignore[arg-type]
-        return BootPIGOutput(images=self.decode_latents(latents))
+            return BootPIGOutput(images=latents, reference_features=kept)  # type: ignore[arg-type]
+        return BootPIGOutput(images=self.decode_latents(latents), reference_features=kept)

@@ -6,7 +6,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from model.attention import ReferenceContext, ReferenceFeatures, install_reference_processors
-from model.config import MethodConfig, Pooling
+from model.config import AttentionImpl, MethodConfig, Pooling
 
 
 class BootPIGUNets(torch.nn.Module):
@@ -21,13 +21,23 @@ class BootPIGUNets(torch.nn.Module):
         ref_unet: UNet2DConditionModel,
         base_unet: UNet2DConditionModel,
         method: MethodConfig | None = None,
+        attention_impl: AttentionImpl | str = AttentionImpl.merged,
     ):
         super().__init__()
         self.ref_unet = ref_unet
         self.base_unet = base_unet
         self.method = method or MethodConfig()
-        self.context = ReferenceContext()
+        self.context = ReferenceContext(impl=AttentionImpl(attention_impl))
         install_reference_processors(ref_unet, base_unet, self.context)
+
+    @property
+    def attention_impl(self) -> AttentionImpl:
+        """`merged` (default, fast) or `direct` (the reference transcription); same results."""
+        return self.context.impl
+
+    @attention_impl.setter
+    def attention_impl(self, impl: AttentionImpl | str) -> None:
+        self.context.impl = AttentionImpl(impl)
 
     def reference_features(
         self,
@@ -36,6 +46,8 @@ class BootPIGUNets(torch.nn.Module):
         reference_embeds: torch.Tensor,
     ) -> ReferenceFeatures:
         """Run the Reference UNet and return each self-attention's input, shaped (k, R, M, C).
+
+        Without gradients the pass ends at the last self-attention's input (the rest is unused).
 
         noisy_reference_latents: (k, C, h, w) for k references shared by every row, or (k, R, C, h, w)
         for R rows with their own references. reference_embeds: (1 or R, L, D). timestep: scalar or (R,).
@@ -59,11 +71,29 @@ class BootPIGUNets(torch.nn.Module):
         rows: torch.Tensor | None = None,
         pooling: Pooling | str | None = None,
     ) -> torch.Tensor:
-        """Base UNet prediction; `rows` (default: all) attend to `features` through RSA."""
+        """Base UNet prediction; `rows` (default: all) attend to `features` through RSA.
+
+        Passing the same `features` object again (features reused over steps) reuses the reference
+        keys and values the Base UNet projected from them; `release_reference_cache` frees them.
+        """
         with self.context.inject(
             features, rows, pooling or self.method.pooling, self.method.reference_key_scale
         ):
             return self.base_unet(latents, timestep, encoder_hidden_states).sample
+
+    @torch.no_grad()
+    def project_reference_features(self, features: ReferenceFeatures) -> None:
+        """Project the reference keys/values of every RSA layer now, for reuse while `features` are.
+
+        Fast mode calls this once per job, so no denoising step pays for it.
+        """
+        with self.context.inject(features, None, self.method.pooling, self.method.reference_key_scale):
+            for name, f_ref in features.items():
+                attn = self.base_unet.get_submodule(name)
+                attn.processor.reference_keys_values(attn, f_ref)
+
+    def release_reference_cache(self) -> None:
+        self.context.release_projections()
 
     def forward(
         self,

@@ -30,6 +30,15 @@ def register(subparsers) -> None:
     p.add_argument("--guidance-image", type=float, default=d("guidance_image"), help="eta_im")
     p.add_argument("--guidance-text", type=float, default=d("guidance_text"), help="eta_txt")
     p.add_argument(
+        "--reference-size", type=int, default=d("reference_size"), help="default: the output's larger side"
+    )
+    p.add_argument(
+        "--reference-schedule",
+        default=d("reference_schedule"),
+        help="Reference UNet every m steps (1 = exact) or 'once' per job (fast mode); default: 1",
+    )
+    p.add_argument("--reference-timestep", type=int, default=d("reference_timestep"), help="for 'once'")
+    p.add_argument(
         "--segment", choices=[m.value for m in Segmenter], default=None, help="default: BOOTPIG_SEGMENT"
     )
     p.add_argument("--tracer-weights", default=None, help="tracer_b7.pth (default: BOOTPIG_TRACER_WEIGHTS)")
@@ -70,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         "width": args.width,
         "pooling": args.pooling,
         "segment": args.segment or settings.segment,
+        "reference_size": args.reference_size,
+        "reference_schedule": args.reference_schedule,
+        "reference_timestep": args.reference_timestep,
     }
     try:
         config = resolve_generation_config(values, pipe.reference_size, pipe.method.pooling)

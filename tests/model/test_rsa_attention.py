@@ -6,32 +6,14 @@ import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from rsa_reference import pool_direct, rsa_direct
+from rsa_run import rsa
 
-from model.attention import ReferenceAttnProcessor, ReferenceContext, self_attention_names
+from model.attention import ReferenceAttnProcessor, self_attention_names
 from model.config import Pooling
 from model.pooling import pool_reference_outputs, reference_weights
 from model.unets import BootPIGUNets
 
 ALL_POOLINGS = [m.value for m in Pooling]
-
-
-@pytest.fixture(scope="module")
-def layer_inputs(tiny_pipeline):
-    """Real self-attention inputs of every layer, recorded from one Reference UNet pass."""
-    unets = tiny_pipeline.unets
-    torch.manual_seed(0)
-    latents = torch.randn(2, 4, 8, 8)
-    embeds = torch.randn(1, 77, 32)
-    with torch.no_grad():
-        feats = unets.reference_features(latents.unsqueeze(1), torch.tensor([500]), embeds)
-    return {name: f[:, 0] for name, f in feats.items()}  # name -> (2, N, C): two different inputs
-
-
-def rsa(attn, name, f, features, pooling="softmax", rows=None, key_scale=1.0):
-    ctx = ReferenceContext()
-    proc = ReferenceAttnProcessor(name, ctx)
-    with ctx.inject({name: features}, rows=rows, pooling=pooling, key_scale=key_scale), torch.no_grad():
-        return proc(attn, f)
 
 
 def test_every_unet_self_attention_gets_rsa(tiny_pipeline):

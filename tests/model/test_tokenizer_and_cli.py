@@ -82,3 +82,18 @@ def test_make_tiny_model_cli_writes_loadable_layout(tmp_path):
 
     pipe = BootPIGPipeline.from_pretrained(tmp_path / "tiny", local_files_only=True)
     assert pipe.has_trained_weights and pipe.reference_size == 64
+
+
+def test_generate_cli_reference_schedule_flag_is_validated(tiny_model_dir, dog_photos, tmp_path):
+    result = run_generate(
+        tiny_model_dir, dog_photos[:1], prompt="a dog", steps=1, segment="none", reference_schedule="twice",
+        out=tmp_path / "x.png",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "reference_schedule" in result.stderr and "Traceback" not in result.stderr
+    result = run_generate(
+        tiny_model_dir, dog_photos[:1], prompt="a dog", steps=2, segment="none", reference_schedule="once",
+        reference_size=96, out=tmp_path / "once.png",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "once.png").is_file()
