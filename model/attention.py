@@ -157,7 +157,9 @@ class ReferenceAttnProcessor(AttnProcessor2_0):
             or hidden_states.ndim != 3
             or attn.residual_connection
             or attn.rescale_output_factor != 1.0
+            or not has_default_scale(attn)
         ):
+            # Upcasting needs no guard: every kernel used here accumulates the softmax in float32.
             raise NotImplementedError("RSA supports the 3-D self-attention of transformer blocks only")
         f_ref = features[self.name]
         if f_ref.ndim != 4:
@@ -299,6 +301,11 @@ class ReferenceAttnProcessor(AttnProcessor2_0):
             plain = attend(query[other_idx], key[other_idx], value[other_idx])
             out = out.index_copy(0, other_idx, plain)
         return out
+
+
+def has_default_scale(attn: Attention) -> bool:
+    """RSA's kernels scale q·k by 1/sqrt(head dim), as SDPA does; a layer configured otherwise is refused."""
+    return attn.scale_qk and attn.scale == (attn.inner_dim // attn.heads) ** -0.5
 
 
 def self_attention_names(unet: torch.nn.Module) -> list[str]:

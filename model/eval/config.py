@@ -21,7 +21,9 @@ class EvalConfig(BaseModel):
     model: str | None = Field(None, description="Base model (hub id or folder); None: the demo model.")
     bootpig: str | None = Field(None, description="BootPIG checkpoint folder, if not inside the model.")
     images_per_prompt: int = Field(DEFAULT_IMAGES_PER_PROMPT, ge=1, le=64)
-    max_refs: int | None = Field(None, ge=1, le=MAX_REFERENCES, description="None: all photos (up to 8).")
+    max_refs: int | None = Field(
+        None, ge=1, le=MAX_REFERENCES, description=f"None: all photos (up to {MAX_REFERENCES})."
+    )
     steps: int = Field(field_default(GenerationConfig, "steps"), ge=1, le=200)
     resolution: int | None = Field(None, ge=64, le=1024, multiple_of=8, description="None: model's native.")
     seed: int = Field(0, ge=0, description="Base seed; each (subject, prompt, batch) derives its own.")

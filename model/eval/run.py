@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from model.config import MAX_IMAGES_PER_REQUEST, GenerationConfig, Segmenter
+from model.config import MAX_IMAGES_PER_REQUEST, Segmenter, resolve_generation_config
 from model.eval.config import BOOTPIG, SD_BASELINE, EvalConfig
 from model.eval.dataset import Subject, load_subjects
 from model.eval.metrics import (
@@ -135,19 +135,20 @@ class Generators:
         from model.generate import generate
 
         c = self.request.config
-        generation = GenerationConfig(
-            prompt=prompt,
-            negative_prompt=c.negative_prompt,
-            num_images=count,
-            seed=seed,
-            steps=c.steps,
-            guidance_image=c.guidance_image,
-            guidance_text=c.guidance_text,
-            height=self.resolution,
-            width=self.resolution,
-            pooling=c.pooling or self.pipe.method.pooling,
-            segment=Segmenter.none,  # references are already prepared (and cached) per subject
-        )
+        values = {
+            "prompt": prompt,
+            "negative_prompt": c.negative_prompt,
+            "num_images": count,
+            "seed": seed,
+            "steps": c.steps,
+            "guidance_image": c.guidance_image,
+            "guidance_text": c.guidance_text,
+            "height": c.resolution,
+            "width": c.resolution,
+            "pooling": c.pooling,
+            "segment": Segmenter.none,  # references are already prepared (and cached) per subject
+        }
+        generation = resolve_generation_config(values, self.pipe.reference_size, self.pipe.method.pooling)
         return generate(self.pipe, references, generation).images
 
     def stable_diffusion(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
@@ -33,6 +35,17 @@ def test_rsa_with_itself_equals_plain_self_attention_at_every_layer(tiny_pipelin
             plain = AttnProcessor2_0()(attn, f)
         out = rsa(attn, name, f, f.unsqueeze(0))  # RSA(f, f) with per-row references
         assert (out - plain).abs().max().item() <= 1e-5, name
+
+
+@pytest.mark.parametrize("setting", ["scale", "scale_qk", "rescale_output_factor"])
+def test_rsa_refuses_attention_settings_it_does_not_implement(tiny_pipeline, layer_inputs, setting):
+    name, f = next(iter(layer_inputs.items()))
+    attn = copy.deepcopy(tiny_pipeline.base_unet.get_submodule(name))
+    assert rsa(attn, name, f[:1], f[1:].unsqueeze(0)).shape == f[:1].shape  # the defaults are supported
+    changed = {"scale": attn.scale * 2, "scale_qk": False, "rescale_output_factor": 2.0}[setting]
+    setattr(attn, setting, changed)
+    with pytest.raises(NotImplementedError):
+        rsa(attn, name, f[:1], f[1:].unsqueeze(0))
 
 
 @pytest.mark.parametrize("pooling", ALL_POOLINGS)
