@@ -48,6 +48,9 @@ def redis_url(tmp_path_factory) -> str:
     server.shutdown()
 
 
+SHARED_CLIENT_JOB_LIMIT = 1000
+
+
 class Stack:
     """One isolated service: its own prefix/queue in the test Redis, API and worker processes."""
 
@@ -66,6 +69,8 @@ class Stack:
             "BOOTPIG_TRACER_WEIGHTS": str(log_dir / "no-tracer-weights.pth"),
             "BOOTPIG_HEARTBEAT_INTERVAL": "0.5",
             "BOOTPIG_HEARTBEAT_TTL": "2",
+            # every test is the same client (127.0.0.1): the per-client limit is tested on its own stack
+            "BOOTPIG_MAX_QUEUED_JOBS_PER_CLIENT": str(SHARED_CLIENT_JOB_LIMIT),
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
         }
@@ -77,6 +82,8 @@ class Stack:
 
     def settings(self, **overrides: object) -> Settings:
         """Settings for a store or an in-process app on this stack's Redis, prefix and queue."""
+        limit = int(self.env["BOOTPIG_MAX_QUEUED_JOBS_PER_CLIENT"])
+        overrides = {"max_queued_jobs_per_client": limit, **overrides}
         return Settings(
             redis_url=self.env["REDIS_URL"], key_prefix=self.prefix, queue_name=self.queue, **overrides
         )
