@@ -27,6 +27,15 @@ MAX_TEXT_FIELD_BYTES = 16 * 1024  # prompts are limited to far fewer characters 
 MAX_EXTRA_PARTS = 32  # text fields a request may carry besides its images
 MAX_BOUNDARY_LENGTH = 70  # RFC 2046; python-multipart itself fails on more than 256
 
+# OpenAPI answers of every route that reads a multipart upload (POST /generate, POST /subjects)
+UPLOAD_RESPONSES: dict[int | str, dict] = {
+    401: {"description": "Missing or invalid API key"},
+    408: {"description": "The body arrived too slowly (stalled longer than client_read_timeout)"},
+    413: {"description": "A file, the pixel count or the request is over its limit"},
+    415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
+    503: {"description": "Every upload slot is busy (retry shortly), or Redis is unavailable"},
+}
+
 
 @dataclass(frozen=True)
 class UploadLimits:

@@ -14,7 +14,7 @@ from app.errors import APIError
 from app.images import ImageLimits, stored_reference
 from app.job_sources import checked_webhook, require_one_source, split_job_fields, subject_references
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
-from app.uploads import UploadLimits, read_multipart
+from app.uploads import UPLOAD_RESPONSES, UploadLimits, read_multipart
 from bootpig.settings import Settings
 from jobs.events import JobEvents
 from jobs.quota import ClientQuota
@@ -49,10 +49,8 @@ def view(store: JobStore, record: JobRecord) -> JobView:
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form_schema()}}}
     },
     responses={
+        **UPLOAD_RESPONSES,
         200: {"description": "Replay of an earlier submission with the same Idempotency-Key"},
-        401: {"description": "Missing or invalid API key"},
-        413: {"description": "A file, the pixel count or the request is over its limit"},
-        415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
         404: {"description": "`subject_id` names no subject of the caller"},
         409: {"description": "The subject is not ready (`subject_not_ready`: still preparing, or failed)"},
         422: {
@@ -60,11 +58,9 @@ def view(store: JobStore, record: JobRecord) -> JobView:
             "neither of `images` and `subject_id`, a refused `webhook` (`unsafe_webhook`, "
             "`webhooks_disabled`), or the Idempotency-Key was already used for a different request"
         },
-        408: {"description": "The body arrived too slowly (stalled longer than client_read_timeout)"},
         429: {
             "description": "The queue is full, or this client has max_queued_jobs_per_client unfinished jobs"
         },
-        503: {"description": "Every upload slot is busy (retry shortly), or Redis is unavailable"},
     },
 )
 async def submit(

@@ -15,7 +15,7 @@ from app.errors import APIError
 from app.images import ImageLimits, stored_reference
 from app.schemas import IMAGES_FIELD
 from app.subject_schemas import SUBJECT_NAME_MAX_CHARS, SubjectList, SubjectView, subject_view
-from app.uploads import UploadLimits, read_multipart
+from app.uploads import UPLOAD_RESPONSES, UploadLimits, read_multipart
 from model.config import MAX_REFERENCES, Segmenter
 
 router = APIRouter(tags=["subjects"])
@@ -62,12 +62,8 @@ def subject_form_schema() -> dict:
         }
     },
     responses={
-        401: {"description": "Missing or invalid API key"},
-        413: {"description": "A file, the pixel count or the request is over its limit"},
-        415: {"description": "Not multipart, not an image, or not JPEG/PNG/WebP"},
+        **UPLOAD_RESPONSES,
         422: {"description": "No images, too many, an unknown field, or a bad `segment`/`name`"},
-        408: {"description": "The body arrived too slowly (stalled longer than client_read_timeout)"},
-        503: {"description": "Every upload slot is busy (retry shortly), or Redis is unavailable"},
     },
 )
 async def create_subject(
