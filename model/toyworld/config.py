@@ -20,6 +20,12 @@ class ToyWorldConfig(BaseModel):
     classifier_steps: int = Field(1500, ge=1)
     vae_steps: int = Field(500, ge=1)
     unet_steps: int = Field(1200, ge=1)
+    unet_channels: tuple[int, int, int] = Field((32, 64, 64), description="Base UNet block widths.")
+    unet_batch: int = Field(32, ge=1)
+    unet_lr: float = Field(1e-3, gt=0)
+    unet_snr_gamma: float | None = Field(
+        5.0, gt=0, description="Min-SNR loss weighting of the base UNet (None: plain epsilon loss)."
+    )
     clip_steps: int = Field(300, ge=1)
     dino_steps: int = Field(400, ge=1)
     clipseg_steps: int = Field(1200, ge=1)

@@ -193,7 +193,10 @@ class ToyWorld:
         bank = self.scenes()
         vae = AutoencoderKL.from_pretrained(self.path("vae"))
         text_encoder = text_encoder_from_clip(self.path("encoders", "clip"))
-        unet = train_unet(bank, vae, text_encoder, c.unet_steps, c.seed, progress=self.progress)
+        unet = train_unet(
+            bank, vae, text_encoder, c.unet_steps, c.seed, c.unet_batch, progress=self.progress,
+            channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma,
+        )  # fmt: skip
         tmp = self.path(".base-model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         save_base_model(tmp, vae, text_encoder, unet)
@@ -206,34 +209,22 @@ class ToyWorld:
         from diffusers import AutoPipelineForText2Image
 
         from model.pipeline import BootPIGPipeline
+        from model.toyworld.quality import quality_bar
 
         c = self.config
         BootPIGPipeline.from_pretrained(self.base_model, local_files_only=True)  # loads like real SD
         pipe = AutoPipelineForText2Image.from_pretrained(self.base_model, local_files_only=True)
         pipe.set_progress_bar_config(disable=True)
-        prompts = [
-            (shape, scene, caption(shape, scene, PLACEMENTS[(i + j) % len(PLACEMENTS)]))
-            for i, shape in enumerate(SHAPES)
-            for j, scene in enumerate(SCENE_NAMES)
-        ] * c.quality_samples
-        images = []
-        for start in range(0, len(prompts), 16):
-            batch = prompts[start : start + 16]
-            images += pipe(
-                [p for _, _, p in batch],
-                num_inference_steps=c.sample_steps,
-                guidance_scale=7.5,
-                generator=torch.Generator().manual_seed(c.seed + start),
-            ).images
-        shapes, scenes = self.classifier().predict(images)
+        result = quality_bar(pipe, self.classifier(), c.quality_samples, c.sample_steps, c.seed)
+        images = result.images
         save_grid(
             [images[i : i + 8] for i in range(0, min(len(images), 64), 8)], self.path("base-samples.png")
         )
         return {
             "pipeline_class": type(pipe).__name__,
             "samples": len(images),
-            "shape_accuracy": float(np.mean([s == p[0] for s, p in zip(shapes, prompts, strict=True)])),
-            "scene_accuracy": float(np.mean([s == p[1] for s, p in zip(scenes, prompts, strict=True)])),
+            "shape_accuracy": result.shape_accuracy,
+            "scene_accuracy": result.scene_accuracy,
         }
 
     # ------------------------------------------------------------------------------ encoders, held-out set

@@ -20,9 +20,11 @@ def fit(
     progress: bool = True,
     warmup: int = 50,
     ema: tuple[torch.nn.Module, torch.nn.Module, float] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> float:
     """AdamW with warm-up and cosine decay for `steps` updates of `loss_at(step)`; returns the last
-    smoothed loss. `ema=(model, averaged_copy, decay)` keeps an exponential moving average."""
+    smoothed loss. `ema=(model, averaged_copy, decay)` keeps an exponential moving average;
+    `after_step(step)` runs after each update (checkpoints, probes of a long run)."""
     parameters = [p for p in parameters if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4)
 
@@ -50,6 +52,8 @@ def fit(
         value = float(loss.detach())
         smoothed = value if math.isnan(smoothed) else 0.95 * smoothed + 0.05 * value
         bar.set_postfix(loss=f"{smoothed:.4f}", refresh=False)
+        if after_step is not None:
+            after_step(step)
     return smoothed
 
 
