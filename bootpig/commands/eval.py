@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--negative-prompt", default=d("negative_prompt"))
     p.add_argument(
+        "--reference-schedule",
+        default=d("reference_schedule"),
+        help="Reference UNet every m steps (1 = exact) or 'once' per job (fast mode)",
+    )
+    p.add_argument("--reference-timestep", type=int, default=d("reference_timestep"), help="for 'once'")
+    p.add_argument(
         "--segment", choices=[m.value for m in Segmenter], default=None, help="default: BOOTPIG_SEGMENT"
     )
     p.add_argument("--tracer-weights", default=None, help="tracer_b7.pth (default: BOOTPIG_TRACER_WEIGHTS)")
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             guidance_image=args.guidance_image,
             guidance_text=args.guidance_text,
             negative_prompt=args.negative_prompt,
+            reference_schedule=args.reference_schedule,
+            reference_timestep=args.reference_timestep,
         )
     except ValidationError as exc:
         raise ValueError(describe_validation_error(exc)) from exc

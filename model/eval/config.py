@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from model.config import MAX_REFERENCES, GenerationConfig, Pooling, Segmenter, field_default
+from model.config import (
+    MAX_REFERENCES,
+    GenerationConfig,
+    Pooling,
+    ReferenceSchedule,
+    Segmenter,
+    field_default,
+)
 
 # The DreamBooth paper names DINO ViT-S/16 but not which CLIP it used (see model/eval/metrics.py).
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -32,3 +39,5 @@ class EvalConfig(BaseModel):
     guidance_image: float = Field(field_default(GenerationConfig, "guidance_image"), ge=0.0, le=30.0)
     guidance_text: float = Field(field_default(GenerationConfig, "guidance_text"), ge=0.0, le=30.0)
     negative_prompt: str = field_default(GenerationConfig, "negative_prompt")
+    reference_schedule: ReferenceSchedule = field_default(GenerationConfig, "reference_schedule")
+    reference_timestep: int = Field(field_default(GenerationConfig, "reference_timestep"), ge=0, le=999)

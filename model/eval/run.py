@@ -146,6 +146,8 @@ class Generators:
             "height": c.resolution,
             "width": c.resolution,
             "pooling": c.pooling,
+            "reference_schedule": c.reference_schedule,
+            "reference_timestep": c.reference_timestep,
             "segment": Segmenter.none,  # references are already prepared (and cached) per subject
         }
         generation = resolve_generation_config(values, self.pipe.reference_size, self.pipe.method.pooling)

@@ -50,6 +50,10 @@ class ToyWorldConfig(BaseModel):
     prompts: int = Field(2, ge=1, le=8, description="Prompts (scenes) per held-out subject.")
     images_per_prompt: int = Field(2, ge=1, le=4)
     poolings: tuple[str, ...] = ("softmax", "argmax", "average", "concat")
+    fast_schedules: tuple[str, ...] = Field(
+        ("5", "once"),
+        description="Fast-mode `reference_schedule` values evaluated as extra rows (k = 4, softmax).",
+    )
 
 
 def reduced_config() -> ToyWorldConfig:
@@ -77,4 +81,5 @@ def reduced_config() -> ToyWorldConfig:
         prompts=1,
         images_per_prompt=1,
         poolings=("softmax",),
+        fast_schedules=("once",),
     )

@@ -94,6 +94,11 @@ class ToyWorld:
         rows["trained k=1"] = {"run": MAIN_RUN, "refs": 1, "pooling": "softmax"}
         for pooling in self.config.poolings:
             rows[f"trained k={k} {pooling}"] = {"run": MAIN_RUN, "refs": k, "pooling": pooling}
+        for schedule in self.config.fast_schedules:  # the fast mode's cost in fidelity (docs/speed.md)
+            name = "once" if schedule == "once" else f"every {schedule} steps"
+            rows[f"trained k={k} softmax, fast: {name}"] = {
+                "run": MAIN_RUN, "refs": k, "pooling": "softmax", "schedule": schedule,
+            }  # fmt: skip
         return rows
 
     def ablation_rows(self) -> dict[str, dict]:
@@ -352,6 +357,7 @@ class ToyWorld:
                 "--pooling", spec["pooling"], "--segment", "none", "--steps", c.sample_steps,
                 "--images-per-prompt", c.images_per_prompt, "--clip-model", self.path("encoders", "clip"),
                 "--dino-model", self.path("encoders", "dino"), "--device", "cpu", "--dtype", "fp32",
+                "--reference-schedule", spec.get("schedule", 1),
             ]  # fmt: skip
             _cli(*args)
             result[f"{row} seconds"] = round(time.perf_counter() - started, 1)
