@@ -15,9 +15,11 @@ from fastapi import FastAPI
 
 from app.docs import install_docs
 from app.errors import install_error_handlers
+from app.examples import scan_examples
 from app.metrics import build_registry
 from app.notify import start_dispatcher
 from app.routers.events import router as events_router
+from app.routers.examples import router as examples_router
 from app.routers.health import router as health_router
 from app.routers.jobs import router as jobs_router
 from app.routers.page import STATIC
@@ -62,9 +64,10 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None) 
     app.state.registry, app.state.submissions = build_registry(store)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads, settings.upload_queue_timeout)
     app.state.views = JobViews(store)
+    app.state.examples = scan_examples(settings.model_choice().local_folder())
     install_error_handlers(app)
     pages = [*install_docs(app), (STATIC / "index.html").read_text()]
     app.add_middleware(SecurityHeaders, csp=content_security_policy(pages))
-    for router in (page_router, jobs_router, events_router, subjects_router, health_router):
+    for router in (page_router, jobs_router, events_router, subjects_router, examples_router, health_router):
         app.include_router(router)
     return app

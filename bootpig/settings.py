@@ -15,6 +15,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.config import Segmenter
+from model.served import ModelChoice, choose_model
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding bootpig/, model/, app/
 
 
 class Settings(BaseSettings):
@@ -32,14 +35,21 @@ class Settings(BaseSettings):
     model: str | None = Field(
         None,
         description="Base model: hub id or local diffusers folder of SD 2.1-base (e.g. "
-        "stabilityai/stable-diffusion-2-1-base). Unset: a random-weight demo model is created and served.",
+        "stabilityai/stable-diffusion-2-1-base). Unset: the bundled model (bundled_model_dir) when that "
+        "folder holds a model_index.json, else a random-weight demo model is created and served.",
+    )
+    bundled_model_dir: Path = Field(
+        Path("model/toyworld/assets/model"),
+        description="Model folder served when no model is set: the toy-world BootPIG shipped with the "
+        "source (64 px, trained on a CPU; docs/toyworld.md). A relative path is read from the source tree. "
+        "Used only when it holds a model_index.json.",
     )
     checkpoint: str | None = Field(
         None, description="BootPIG checkpoint folder with ref_unet/ and base_unet/ (if not inside the model)."
     )
     demo_model_dir: Path = Field(
         Path(".bootpig/demo-model"),
-        description="Where the random-weight demo model is written when no model is set.",
+        description="Where the random-weight demo model is written when no model is set and none is bundled.",
     )
     device: str = Field("auto", description="Torch device: auto (cuda when available), cuda, cuda:1, cpu.")
     dtype: str = Field(
@@ -196,6 +206,14 @@ class Settings(BaseSettings):
         "re-encoded as JPEG when larger or heavier than side² bytes): what the worker crops the object from.",
     )
 
+    def model_choice(self) -> ModelChoice:
+        """What the workers load and the API describes: the one default rule (`model.served`).
+
+        A relative bundled folder is read from the source tree, where the bundled model ships, so the
+        service finds it wherever it is started from."""
+        bundled = self.bundled_model_dir.expanduser()
+        return choose_model(self.model, bundled if bundled.is_absolute() else SOURCE_ROOT / bundled)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -253,9 +271,11 @@ def load_served_pipeline(settings: Settings):
     """The pipeline and `ModelInfo` these settings describe (torch is imported only here)."""
     from model.loading import load_pipeline
 
+    choice = settings.model_choice()
     return load_pipeline(
-        settings.model,
+        choice.source,
         settings.checkpoint,
+        kind=choice.kind,
         device=settings.device,
         dtype=settings.dtype,
         demo_model_dir=settings.demo_model_dir,

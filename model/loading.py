@@ -1,4 +1,4 @@
-"""Load the served pipeline from settings: real weights, or the loud random-weight demo model."""
+"""Load the served pipeline: configured weights, the bundled toy-world model, or the loud demo model."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 
 from model.config import DEMO_WARNING
 from model.pipeline import BootPIGPipeline
+from model.served import ModelKind, public_name
 from model.tiny import is_tiny_model, make_tiny_model
 
 log = logging.getLogger(__name__)
@@ -17,14 +18,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What is being served, for logs and the API's health output."""
+    """What is being served, for logs and the API's health output.
+
+    `name`, `kind` and `native_size` are public (/readyz, the web page); `model` and `checkpoint` may be
+    paths on the worker's host, shown to operators only.
+    """
 
     model: str
     checkpoint: str | None
-    is_demo: bool
+    name: str
+    kind: ModelKind
+    native_size: int
     has_trained_weights: bool
     device: str
     dtype: str
+
+    @property
+    def is_demo(self) -> bool:
+        """Random weights: its images are noise, which /readyz and the page must say loudly."""
+        return self.kind is ModelKind.demo
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -57,24 +69,36 @@ def load_pipeline(
     dtype: str = "auto",
     demo_model_dir: str | Path = ".bootpig/demo-model",
     local_files_only: bool = False,
+    kind: ModelKind | None = None,
 ) -> tuple[BootPIGPipeline, ModelInfo]:
-    """Load base weights + BootPIG weights onto the device; with no model, the demo model."""
-    is_demo = model is None
-    if is_demo:
-        model = str(ensure_demo_model(demo_model_dir))
+    """Load base weights + BootPIG weights onto the device; with no model, the demo model.
+
+    `kind` says where `model` came from (`model.served.choose_model`); by default a given model is
+    `configured` and None is the demo. A model made by `make_tiny_model` is a demo whatever its source.
+    """
+    if model is None:
+        model, kind = str(ensure_demo_model(demo_model_dir)), ModelKind.demo
+    kind = kind or ModelKind.configured
+    if kind is not ModelKind.configured:  # the demo and the bundled model are local folders
         local_files_only = True
+    if is_tiny_model(model):
+        kind = ModelKind.demo
+    if kind is ModelKind.demo:
         log.warning(DEMO_WARNING)
+    elif kind is ModelKind.toy_world:
+        log.info("no model configured: serving the bundled %s (%s)", public_name(model, kind), model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     pipe = BootPIGPipeline.from_pretrained(
         model, checkpoint, torch_dtype=torch_dtype, local_files_only=local_files_only or None
     ).to(torch_device)
     pipe.set_progress_bar_config(disable=True)
-    is_demo = is_demo or is_tiny_model(model)
     info = ModelInfo(
         model=model,
         checkpoint=checkpoint,
-        is_demo=is_demo,
+        name=public_name(model, kind),
+        kind=kind,
+        native_size=pipe.native_size,
         has_trained_weights=pipe.has_trained_weights,
         device=str(torch_device),
         dtype=str(torch_dtype).removeprefix("torch."),

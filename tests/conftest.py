@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 # Real photos shipped with the tests (a small DreamBooth subset, see its README); BOOTPIG_DREAMBOOTH_DIR
 # points the tests at another copy with the same layout, such as the full set.
 SHIPPED_DREAMBOOTH = Path(__file__).resolve().parent / "data" / "dreambooth"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -82,3 +85,21 @@ def dreambooth_dir() -> Path:
 @pytest.fixture(scope="session")
 def dog_photos(dreambooth_dir) -> list[Path]:
     return sorted((dreambooth_dir / "dog").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def toy_model_export(tmp_path_factory) -> Path:
+    """A reduced toy-world run exported as the service loads it (what `model/toyworld/assets/model/` will
+    hold), built by the real command in its own process on one thread (~20 s of CPU)."""
+    root = tmp_path_factory.mktemp("toy-export")
+    command = ["toyworld", "--reduced", "--no-progress", "--out", root / "world", "--export", root / "model"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bootpig.cli", *map(str, command)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return root / "model"

@@ -53,6 +53,9 @@ class Heartbeat:
                 "model": info.model,
                 "checkpoint": info.checkpoint,
                 "demo": info.is_demo,
+                "model_name": info.name,
+                "model_kind": info.kind.value,
+                "native_size": info.native_size,
                 "trained_weights": info.has_trained_weights,
                 "device": info.device,
                 "dtype": info.dtype,
@@ -94,7 +97,12 @@ def serve(settings: Settings, burst: bool = False) -> int:
     sweeper.start()
     webhooks = start_dispatcher(store)  # deliveries go on while any worker or API process lives
     log.info(
-        "worker %s: ready on queue %r (model %s, %s)", name, settings.queue_name, info.model, info.device
+        "worker %s: ready on queue %r (%s: %s, %s)",
+        name,
+        settings.queue_name,
+        info.name,
+        info.model,
+        info.device,
     )
     try:
         rq_worker.work(burst=burst, logging_level=logging.getLevelName(log.getEffectiveLevel()))

@@ -17,7 +17,7 @@ from app.admin import is_admin
 from app.deps import RegistryDep, SettingsDep, StoreDep
 from model.config import DEMO_WARNING
 
-# What /readyz shows of each worker's heartbeat.
+# What /readyz shows of each worker's heartbeat to operators.
 WORKER_FIELDS = ("name", "host", "model", "checkpoint", "demo", "device", "job")
 
 router = APIRouter()
@@ -31,8 +31,9 @@ async def healthz() -> dict:
 @router.get(
     "/readyz",
     summary="Redis answers and a worker with its model loaded is alive",
-    description="Public: readiness, worker counts, demo flag and queue depth. With `X-Admin-Key`: each "
-    "live worker's name, host, model, checkpoint, device and current job.",
+    description="Public: readiness, worker counts, demo flag, the served models' names, kinds and native "
+    "image sizes (`serving`), and queue depth. With `X-Admin-Key`: each live worker's name, host, model, "
+    "checkpoint, device and current job.",
     responses={401: {"description": "A wrong X-Admin-Key"}},
 )
 def readyz(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
@@ -49,6 +50,7 @@ def readyz(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResp
         "live_workers": len(workers),
         "loaded_workers": len(loaded),
         "demo": any(w.get("demo") for w in loaded),
+        "serving": served_models(loaded),
         "queue_depth": store.queue_length(),
     }
     if detail:
@@ -64,3 +66,11 @@ def readyz(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResp
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(registry: RegistryDep) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def served_models(workers: list[dict]) -> list[dict]:
+    """The distinct models of the loaded workers, by public name only (never a worker's model path)."""
+    models = {
+        (w["model_name"], w.get("model_kind"), w.get("native_size")) for w in workers if w.get("model_name")
+    }
+    return [{"name": name, "kind": kind, "native_size": size} for name, kind, size in sorted(models, key=str)]

@@ -73,14 +73,15 @@ def _raise_stop(signum, frame) -> None:
 
 
 def demo_overrides(settings, environ) -> dict[str, str]:
-    """The demo (no model configured) has no TRACER weights either: default to segment=none then.
+    """With no model configured (the bundled toy-world or the demo model) TRACER weights are usually
+    missing too: default to segment=none then.
 
     Only when the user chose neither a model nor a segmentation mode, so a real deployment that lacks
     its TRACER weights still fails loudly instead of silently skipping segmentation.
     """
     tracer_missing = not settings.tracer_weights.expanduser().is_file()
     if settings.model is None and tracer_missing and not environ.get("BOOTPIG_SEGMENT"):
-        log.warning("demo model without TRACER-B7 weights: reference segmentation defaults to 'none'")
+        log.warning("no model configured and no TRACER-B7 weights: reference segmentation defaults to 'none'")
         return {"BOOTPIG_SEGMENT": "none"}
     return {}
 

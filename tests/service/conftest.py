@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,3 +224,27 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0, until
 @pytest.fixture(scope="session")
 def poll():
     return wait_for_job
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by selenium (what scripts/test.sh installs)."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "headless browser test needs Debian's chromium and chromium-driver (apt-get install them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()

@@ -41,6 +41,8 @@ OPERATIONS = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
+    "GET /examples",
+    "GET /examples/{subject}/{file}",
 ]
 # Invalid requests exist only where the schema constrains something (form fields, the image index).
 NEGATIVE = ["POST /generate", "GET /jobs/{job_id}/images/{n}"]
