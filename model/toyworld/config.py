@@ -19,10 +19,13 @@ class ToyWorldConfig(BaseModel):
     # toy networks
     classifier_steps: int = Field(1500, ge=1)
     vae_steps: int = Field(500, ge=1)
-    unet_steps: int = Field(1200, ge=1)
+    unet_steps: int = Field(8000, ge=1)
     unet_channels: tuple[int, int, int] = Field((32, 64, 64), description="Base UNet block widths.")
     unet_batch: int = Field(32, ge=1)
     unet_lr: float = Field(1e-3, gt=0)
+    unet_judge_every: int = Field(
+        2000, ge=0, description="Judge the base UNet's moving average every N steps (0: never)."
+    )
     unet_snr_gamma: float | None = Field(
         5.0, gt=0, description="Min-SNR loss weighting of the base UNet (None: plain epsilon loss)."
     )

@@ -198,16 +198,32 @@ class ToyWorld:
         bank = self.scenes()
         vae = AutoencoderKL.from_pretrained(self.path("vae"))
         text_encoder = text_encoder_from_clip(self.path("encoders", "clip"))
+        curve: list[dict] = []
+
+        def judge(step: int, ema) -> None:
+            """The quality bar on the moving average at checkpoints: how many steps the bar needs."""
+            if not c.unet_judge_every or (step + 1) % c.unet_judge_every or step + 1 == c.unet_steps:
+                return
+            from model.tiny import sd_pipeline
+            from model.toyworld.quality import quality_bar
+
+            pipe = sd_pipeline(vae, text_encoder, ema)
+            pipe.set_progress_bar_config(disable=True)
+            result = quality_bar(pipe, self.classifier(), 1, c.sample_steps, c.seed)
+            ema.train(False)
+            curve.append({"step": step + 1, "shape": result.shape_accuracy, "scene": result.scene_accuracy})
+            log.info("toyworld: base UNet at step %d: %s", step + 1, curve[-1])
+
         unet = train_unet(
             bank, vae, text_encoder, c.unet_steps, c.seed, c.unet_batch, progress=self.progress,
-            channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma,
+            channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma, after_step=judge,
         )  # fmt: skip
         tmp = self.path(".base-model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         save_base_model(tmp, vae, text_encoder, unet)
         shutil.rmtree(self.base_model, ignore_errors=True)
         os.replace(tmp, self.base_model)
-        return {"unet_parameters": sum(p.numel() for p in unet.parameters())}
+        return {"unet_parameters": sum(p.numel() for p in unet.parameters()), "checkpoints": curve}
 
     def stage_base_check(self) -> dict:
         """The quality bar: the prompted shape and scene, recognised by the classifier."""
