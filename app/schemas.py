@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import APIError
-from jobs.record import JobRecord
+from jobs.record import JobRecord, ReferenceFeaturesSource
 from model.config import MAX_REFERENCES, MODEL_DEFAULTED, GenerationConfig
 from model.errors import validation_problems
 
@@ -123,6 +123,12 @@ class JobView(BaseModel):
     links: dict[str, str]
     subject_id: str | None = Field(None, description="The prepared subject the job used, if any.")
     webhook: WebhookView | None = Field(None, description="The job's webhook and its delivery attempts.")
+    reference_features: ReferenceFeaturesSource | None = Field(
+        None,
+        description="Set when a reference_schedule='once' job finished: 'cached' when a subject's reference "
+        "features were reused from an earlier job on the same worker (the Reference UNet did not run), "
+        "'computed' otherwise.",
+    )
 
 
 def _time(epoch: float | None) -> datetime | None:
@@ -154,4 +160,5 @@ def job_view(record: JobRecord, position: int | None, webhook: dict[str, Any] | 
         links={"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}", "events": f"/jobs/{job_id}/events"},
         subject_id=record.subject_id,
         webhook=WebhookView.model_validate(webhook) if webhook else None,
+        reference_features=record.reference_features,
     )

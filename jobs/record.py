@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,6 +22,8 @@ class JobStatus(str, Enum):
 
 
 FINAL_STATES = (JobStatus.finished, JobStatus.failed, JobStatus.canceled)
+# Where a fast-mode job's reference features came from (`worker.feature_cache`).
+ReferenceFeaturesSource = Literal["cached", "computed"]
 
 
 class JobRecord(BaseModel):
@@ -49,6 +51,9 @@ class JobRecord(BaseModel):
     retry_reason: str | None = None
     subject_id: str | None = Field(None, description="The prepared subject whose references the job uses.")
     webhook: str | None = Field(None, description="URL told of the job's end (see jobs.webhooks).")
+    reference_features: ReferenceFeaturesSource | None = Field(
+        None, description="Fast mode only: 'cached' (a subject's features reused) or 'computed'."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -278,9 +278,17 @@ class JobStore:
         self.redis.hset(self.job_key(job_id), mapping=fields)
 
     def complete(
-        self, job_id: str, attempt: int, worker: str, pngs: list[bytes], params: dict[str, Any]
+        self,
+        job_id: str,
+        attempt: int,
+        worker: str,
+        pngs: list[bytes],
+        params: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> bool:
-        """Store the images and mark the job finished, unless it was taken away from this worker."""
+        """Store the images and mark the job finished, unless it was taken away from this worker.
+
+        `extra`: further record fields the outcome sets (e.g. `reference_features`)."""
         with self.redis.pipeline(transaction=False) as pipe:
             for index, png in enumerate(pngs):
                 pipe.set(self.image_key(job_id, index), png, ex=self.settings.result_ttl)
@@ -290,6 +298,7 @@ class JobStore:
             "finished_at": time.time(),
             "num_images": len(pngs),
             "params": json.dumps(params),
+            **(extra or {}),
         }
         if not self._finish_if_owner(job_id, attempt, worker, fields):
             self.redis.delete(*[self.image_key(job_id, i) for i in range(len(pngs))])

@@ -113,6 +113,10 @@ class GenerationConfig(BaseModel):
     def resolved_reference_size(self) -> int:
         return reference_side(self.height, self.width, self.reference_size)
 
+    def resolved_reference_prompt(self) -> str:
+        """The caption the Reference UNet sees: `reference_prompt`, else the prompt."""
+        return self.reference_prompt if self.reference_prompt is not None else self.prompt
+
 
 class MethodConfig(BaseModel):
     """Settings of the method itself that a checkpoint was trained with and inference must match."""

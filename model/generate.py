@@ -77,7 +77,7 @@ def generate(
     result = pipe(
         config.prompt,
         references,
-        reference_prompt=config.reference_prompt,
+        reference_prompt=config.resolved_reference_prompt(),
         negative_prompt=config.negative_prompt,
         num_images=config.num_images,
         generator=torch.Generator("cpu").manual_seed(seed),

@@ -24,6 +24,7 @@ from bootpig.settings import Settings, load_served_pipeline
 from jobs.events import JobEvents
 from jobs.store import JobStore, connect
 from jobs.sweeper import Sweeper
+from worker.feature_cache import FeatureCache
 from worker.namesake import release_dead_namesake
 from worker.runner import WorkerRuntime, install_runtime
 
@@ -85,6 +86,7 @@ def serve(settings: Settings, burst: bool = False) -> int:
         job_timeout=settings.job_timeout,
         step_delay=settings.worker_step_delay,
         events=JobEvents(connection, settings.key_prefix, settings.result_ttl),
+        features=FeatureCache(settings.feature_cache_bytes),
     )
     install_runtime(runtime)
     rq_worker = SimpleWorker(

@@ -20,6 +20,7 @@ from jobs.store import JobStore
 from model.config import GenerationConfig, resolve_generation_config
 from model.errors import UserFacingError
 from worker.errors import InputsExpired, JobTimedOut, UnreadableReference, human_message
+from worker.feature_cache import FeatureCache, FeatureKey, feature_key, served_weights
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class WorkerRuntime:
     step_delay: float = 0.0
     current_job: str | None = field(default=None)
     events: JobEvents | None = None  # wakes the API's live followers (GET /jobs/{id}/events)
+    # Fast-mode features of prepared subjects (`worker.main` sizes it from the settings; here: none kept).
+    features: FeatureCache = field(default_factory=lambda: FeatureCache(0))
 
     def announce(self, job_id: str, kind: str, **data: Any) -> None:
         if self.events is not None:
@@ -99,9 +102,12 @@ def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
         if record is None:
             raise InputsExpired("the job expired before a worker was free; submit it again")
         config = resolve_generation_config(record.params, rt.pipe.reference_size, rt.pipe.method.pooling)
-        images = load_inputs(rt.store, job_id, record.num_inputs)
+        blobs = fetch_inputs(rt.store, job_id, record.num_inputs)
+        key = feature_key(record.subject_id, config, blobs, served_weights(rt.info))
+        cached = rt.features.get(key) if key is not None else None
+        images = [] if cached is not None else decode_inputs(blobs)  # a hit needs no pixels
         rt.store.set_fields(job_id, {"total": config.steps, "params": config.model_dump_json()})
-        result = _generate(rt, job_id, config, images, started, step_times)
+        result = _generate(rt, job_id, config, images, started, step_times, cached)
     except GenerationCancelled:
         rt.store.fail(job_id, attempt, rt.name, "canceled by the client", JobStatus.canceled)
         return JobStatus.canceled.value
@@ -117,12 +123,34 @@ def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
     params = config.model_dump(mode="json") | {"seed": result.seed}
     pngs = [encode_png(image) for image in result.images]
     rt.store.observe("job_seconds", [time.monotonic() - started])
-    if not rt.store.complete(job_id, attempt, rt.name, pngs, params):
+    fields = {}
+    if result.reference_features is not None:  # fast mode: say whether the Reference UNet ran
+        fields["reference_features"] = "cached" if cached is not None else "computed"
+        _remember(rt, job_id, key, cached, result.reference_features)
+    if not rt.store.complete(job_id, attempt, rt.name, pngs, params, fields):
         log.warning("job %s finished but was no longer ours (reaped or canceled); result dropped", job_id)
     return JobStatus.finished.value
 
 
-def _generate(rt: WorkerRuntime, job_id: str, config: GenerationConfig, images, started, step_times):
+def _remember(rt: WorkerRuntime, job_id: str, key: FeatureKey | None, cached, features) -> None:
+    """Keep freshly computed features for the subject's next job, and log where this job's came from."""
+    if key is None:
+        return
+    if cached is None:
+        rt.features.put(key, features)
+    log.info(
+        "job %s: reference features of subject %s %s (cache: %d entries, %.1f MiB)",
+        job_id,
+        key.subject_id,
+        "from the cache" if cached is not None else "computed",
+        len(rt.features),
+        rt.features.nbytes / 2**20,
+    )
+
+
+def _generate(
+    rt: WorkerRuntime, job_id: str, config: GenerationConfig, images, started, step_times, features=None
+):
     from model.generate import generate
 
     deadline = started + rt.job_timeout
@@ -142,15 +170,27 @@ def _generate(rt: WorkerRuntime, job_id: str, config: GenerationConfig, images, 
             raise JobTimedOut(f"the job took longer than the {rt.job_timeout:g} s limit and was stopped")
         return rt.store.cancel_requested(job_id)
 
-    return generate(rt.pipe, images, config, rt.segmenters, callback=on_step, should_cancel=should_cancel)
+    return generate(
+        rt.pipe,
+        images,
+        config,
+        rt.segmenters,
+        callback=on_step,
+        should_cancel=should_cancel,
+        reference_features=features,
+    )
 
 
-def load_inputs(store: JobStore, job_id: str, count: int):
-    from model.references import load_image
-
+def fetch_inputs(store: JobStore, job_id: str, count: int) -> list[bytes]:
     blobs = store.inputs(job_id, count)
     if not blobs or any(blob is None for blob in blobs):
         raise InputsExpired("the uploaded images expired before a worker was free; submit the job again")
+    return blobs
+
+
+def decode_inputs(blobs: list[bytes]):
+    from model.references import load_image
+
     images = []
     for index, blob in enumerate(blobs):
         try:

@@ -6,6 +6,7 @@ import io
 import time
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -76,6 +77,21 @@ def test_generate_from_a_subject_skips_segmentation_and_keeps_it_alive(service, 
     assert job["params"]["segment"] == "none"
     subject = http.get(f"/subjects/{subject_id}").json()
     assert subject["expires_in"] > 3600 and subject["last_used_at"] is not None  # used: expiry restarted
+
+
+def test_fast_jobs_of_a_subject_reuse_its_reference_features_on_the_worker(http, ready_subject, poll):
+    """The second `reference_schedule=once` job of a subject takes the worker's cached features and makes
+    the same image; exact-mode jobs say nothing (see test_service_feature_cache.py for the details)."""
+    fields = dict(prompt="a dog, cached", steps="2", seed="5", subject_id=ready_subject["id"])
+    jobs, pixels = [], []
+    for schedule in ("once", "once", "1"):
+        job_id = http.post("/generate", files=form(**fields, reference_schedule=schedule)).json()["id"]
+        jobs.append(poll(http, job_id))
+        assert jobs[-1]["status"] == "finished", jobs[-1]
+        png = http.get(jobs[-1]["images"][0]).content
+        pixels.append(np.asarray(Image.open(io.BytesIO(png)), dtype=np.float32))
+    assert [job["reference_features"] for job in jobs] == ["computed", "cached", None]
+    assert np.abs(pixels[1] - pixels[0]).max() <= 1.0
 
 
 def test_exactly_one_of_images_and_subject(http, ready_subject, photo_bytes):
