@@ -39,11 +39,11 @@ class ToyWorldConfig(BaseModel):
         2, ge=1, description="Base-model samples per (shape, scene) for the quality bar."
     )
     # BootPIG data and training, through `bootpig synth` and `bootpig train`
-    synth_count: int = Field(600, ge=8)
+    synth_count: int = Field(1000, ge=8)
     synth_flags: tuple[str, ...] = Field((), description="Extra `bootpig synth` flags (e.g. mask filter).")
-    train_steps: int = Field(300, ge=1)
+    train_steps: int = Field(800, ge=1)
     train_batch: int = Field(8, ge=1)
-    lr: float = Field(1e-4, gt=0, description="Both BootPIG learning rates (the paper's are for SD's size).")
+    lr: float = Field(2e-4, gt=0, description="Both BootPIG learning rates (the paper's are for SD's size).")
     erasing_ablation: bool = Field(
         True, description="Also train with noise-filled random erasing and compare."
     )

@@ -32,9 +32,17 @@ STAGES = (
     "heldout", "synth", "train", "eval", "ablation", "report",
 )  # fmt: skip
 EVAL_SCENES = ("grass", "night", "carpet", "sea", "beach", "desert", "wood", "snow")
+INDEPENDENT_STAGES = ("encoders", "vae", "classifier")  # need only the world; longest first
 HELDOUT_STREAM = 10_000  # held-out appearances come from their own seed stream, never seen in training
 UNTRAINED, TEXT_ONLY = "untrained", "text-only"
 MAIN_RUN, NOISE_RUN = "white-erasing", "noise-erasing"  # training runs, named by their erasing fill
+
+
+def _run_one_stage(out: str, config_json: str, name: str) -> None:
+    """Entry point of a side-by-side stage process: one thread, no progress bars, logs to stderr."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name}: %(message)s")
+    torch.set_num_threads(1)
+    ToyWorld(out, ToyWorldConfig.model_validate_json(config_json), progress=False).run(only=name)
 
 
 def _write_json(path: Path, data) -> None:
@@ -113,12 +121,16 @@ class ToyWorld:
         return "".join(c if c.isalnum() else "-" for c in row).strip("-")
 
     # ------------------------------------------------------------------------------ running
-    def run(self, until: str | None = None, only: str | None = None) -> dict[str, dict]:
-        """Every unfinished stage in order (up to `until`), or just the stage `only`."""
+    def run(self, until: str | None = None, only: str | None = None, processes: int = 1) -> dict[str, dict]:
+        """Every unfinished stage in order (up to `until`), or just the stage `only`. With `processes` > 1
+        the stages that need only the rendered world run side by side, one process and thread each."""
         for name in (until, only):
             if name is not None and name not in STAGES:
                 raise ValueError(f"unknown stage {name!r} (stages: {', '.join(STAGES)})")
+        names = [only] if only else list(STAGES[: STAGES.index(until) + 1] if until else STAGES)
         for name in [only] if only else STAGES:
+            if processes > 1 and name in INDEPENDENT_STAGES and not only:
+                self.run_side_by_side([s for s in INDEPENDENT_STAGES if s in names], processes)
             if self.stage_file(name).is_file():
                 log.info("toyworld: %s already done, skipping", name)
             else:
@@ -126,6 +138,20 @@ class ToyWorld:
             if name == until:
                 break
         return self.stages
+
+    def run_side_by_side(self, names: list[str], processes: int) -> None:
+        """Unfinished `names` in separate processes (tiny networks use one core each best)."""
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        todo = [n for n in names if not self.stage_file(n).is_file()]
+        if len(todo) < 2:
+            return
+        log.info("toyworld: %s side by side in %d processes", ", ".join(todo), min(processes, len(todo)))
+        config = self.config.model_dump_json()
+        with ProcessPoolExecutor(min(processes, len(todo)), mp_context=get_context("spawn")) as pool:
+            for future in [pool.submit(_run_one_stage, str(self.out), config, n) for n in todo]:
+                future.result()  # re-raises a stage's error here
 
     def run_stage(self, name: str) -> dict:
         torch.manual_seed(self.config.seed)

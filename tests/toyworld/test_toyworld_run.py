@@ -39,6 +39,7 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
 
     rows = json.loads((out / "results.json").read_text())
     assert {"reference views", "text-only", "untrained", "trained k=1", "trained k=2 softmax"} <= set(rows)
+    assert "trained k=2 softmax, fast: once" in rows  # the fast mode's row, through `bootpig eval`
     for name, row in rows.items():
         keys = ("clip_i", "dino") if name == "reference views" else ("clip_t", "clip_i", "dino")
         keys += () if name == "reference views" else ("shape_accuracy", "scene_accuracy")
@@ -50,7 +51,8 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
     capsys.readouterr()
     assert main(["toyworld", "--out", str(out), "--reduced", "--no-progress"]) == 0
     assert finished_stages(out) == stages  # nothing was redone
-    assert "total:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "total:" in printed and "this command:" in printed
 
 
 def test_a_run_folder_refuses_other_settings(tmp_path, capsys):
