@@ -69,6 +69,12 @@ class TrainConfig(BaseModel):
     reference_drop: float = Field(
         0.15, ge=0.0, le=1.0, description="P(no reference: plain self-attention in the Base UNet)."
     )
+    snr_gamma: float | None = Field(
+        None,
+        gt=0.0,
+        description="Min-SNR loss weighting (Hang et al. 2023): weight each sample by min(SNR, gamma) / SNR "
+        "(epsilon) or / (SNR + 1) (v-prediction). None: the paper's plain loss.",
+    )
     num_workers: int = Field(4, ge=0, description="Data loader worker processes per training process.")
 
     # --- optimisation ------------------------------------------------------------------------

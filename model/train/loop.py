@@ -177,7 +177,19 @@ def training_loss(
         reference_embeds,
         keep_reference=~draws.drop_reference,
     )
-    return F.mse_loss(prediction.float(), target.float())
+    if config.snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    error = (prediction.float() - target.float()).pow(2).mean(dim=tuple(range(1, target.dim())))
+    return (min_snr_weight(scheduler, t, config.snr_gamma).to(error.device) * error).mean()
+
+
+def min_snr_weight(scheduler: DDPMScheduler, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """min(SNR, gamma) / SNR for epsilon targets, / (SNR + 1) for v: the nearly clean timesteps, whose loss
+    is fine texture nothing else can supply, stop drowning out the noisy ones where a reference helps."""
+    alphas = scheduler.alphas_cumprod.to(t.device)[t]
+    snr = alphas / (1 - alphas)
+    denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
+    return snr.clamp(max=gamma) / denominator
 
 
 def _mixed_precision(config: TrainConfig) -> str:

@@ -21,6 +21,7 @@ from model.train.loop import (
     accumulate_gradients,
     encode_captions,
     load_models,
+    min_snr_weight,
     train,
     trainable_parameters,
     training_loss,
@@ -239,3 +240,21 @@ def test_bf16_mixed_precision_with_gradient_checkpointing(train_config, tmp_path
         assert bf16.losses[step] == pytest.approx(loss, rel=0.05)
     weights = load_file(bf16.final / "ref_unet" / "diffusion_pytorch_model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}  # fp32 master weights
+
+
+def test_min_snr_weighting_reweights_each_sample_by_its_timestep(train_config):
+    """snr_gamma: per-sample MSE x min(SNR, gamma)/SNR; noisy samples keep weight 1, clean ones shrink."""
+    models = load_models(train_config)
+    scheduler = models.noise_scheduler
+    t = torch.tensor([999, 500, 50, 0])
+    weights = min_snr_weight(scheduler, t, 5.0)
+    snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
+    assert weights[0] == 1.0 and snr[0] < 5.0  # the noisiest timestep is below gamma: unchanged
+    assert torch.allclose(weights[2:], 5.0 / snr[2:]) and weights[3] < 0.01  # nearly clean: shrunk
+
+    batch = fixed_batch(train_config, 4)
+    plain = training_loss(models.unets, models, batch, train_config)
+    weighted = training_loss(models.unets, models, batch, train_config.model_copy(update={"snr_gamma": 5.0}))
+    assert weighted < plain  # weights are at most 1, and below 1 for every timestep with SNR > 5
+    beyond = training_loss(models.unets, models, batch, train_config.model_copy(update={"snr_gamma": 1e9}))
+    assert beyond.item() == pytest.approx(plain.item(), rel=1e-5)  # gamma above every SNR: the plain loss
