@@ -18,12 +18,11 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL
 
-from model.tiny import sd_pipeline
 from model.toyworld.base import text_encoder_from_clip, train_unet
 from model.toyworld.classifier import load_classifier
 from model.toyworld.data import scene_bank
 from model.toyworld.driver import save_grid
-from model.toyworld.quality import quality_bar
+from model.toyworld.quality import judge_unet
 
 
 def main() -> None:
@@ -57,10 +56,7 @@ def main() -> None:
             return
         train_seconds = time.perf_counter() - started - sum(r["judge_seconds"] for r in rows)
         t0 = time.perf_counter()
-        pipe = sd_pipeline(vae, text_encoder, ema)
-        pipe.set_progress_bar_config(disable=True)
-        result = quality_bar(pipe, classifier, 1, args.sample_steps, args.seed)
-        ema.train(False)
+        result = judge_unet(vae, text_encoder, ema, classifier, args.sample_steps, args.seed)
         row = {
             "step": step + 1,
             "train_seconds": round(train_seconds, 1),

@@ -68,6 +68,7 @@ def reduced_config() -> ToyWorldConfig:
         classifier_steps=2,
         vae_steps=2,
         unet_steps=2,
+        unet_judge_every=1,  # one judged checkpoint (step 1), so the path is exercised
         clip_steps=2,
         dino_steps=2,
         clipseg_steps=2,

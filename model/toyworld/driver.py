@@ -230,13 +230,9 @@ class ToyWorld:
             """The quality bar on the moving average at checkpoints: how many steps the bar needs."""
             if not c.unet_judge_every or (step + 1) % c.unet_judge_every or step + 1 == c.unet_steps:
                 return
-            from model.tiny import sd_pipeline
-            from model.toyworld.quality import quality_bar
+            from model.toyworld.quality import judge_unet
 
-            pipe = sd_pipeline(vae, text_encoder, ema)
-            pipe.set_progress_bar_config(disable=True)
-            result = quality_bar(pipe, self.classifier(), 1, c.sample_steps, c.seed)
-            ema.train(False)
+            result = judge_unet(vae, text_encoder, ema, self.classifier(), c.sample_steps, c.seed)
             curve.append({"step": step + 1, "shape": result.shape_accuracy, "scene": result.scene_accuracy})
             log.info("toyworld: base UNet at step %d: %s", step + 1, curve[-1])
 

@@ -52,3 +52,16 @@ def quality_bar(
         scene_accuracy=float(np.mean([s == p[1] for s, p in zip(scenes, prompts, strict=True)])),
         images=images,
     )
+
+
+def judge_unet(vae, text_encoder, unet, classifier, steps: int, seed: int) -> QualityResult:
+    """The quality bar (one sample per prompt) of UNet weights mid-training, e.g. a moving average."""
+    from model.tiny import sd_pipeline
+
+    pipe = sd_pipeline(vae, text_encoder, unet)
+    pipe.set_progress_bar_config(disable=True)
+    was_training = unet.training
+    try:
+        return quality_bar(pipe, classifier, 1, steps, seed)
+    finally:
+        unet.train(was_training)

@@ -30,6 +30,7 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
     assert set(stages) == set(STAGES)
     assert stages["base_check"]["pipeline_class"] == "StableDiffusionPipeline"  # AutoPipelineForText2Image
     assert 0.0 <= stages["base_check"]["shape_accuracy"] <= 1.0
+    assert [c["step"] for c in stages["base"]["checkpoints"]] == [1]  # judged mid-training, not at the end
     records = list(read_manifest(out / "triplets"))
     assert records and all(r.t2i_model.endswith("base-model") for r in records)
     assert all(r.segmenter.endswith("clipseg") for r in records)
