@@ -103,14 +103,18 @@ class BootPIGUNets(torch.nn.Module):
         noisy_reference_latents: torch.Tensor,
         reference_embeds: torch.Tensor,
         keep_reference: torch.Tensor | None = None,
+        reference_timesteps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Training prediction: sample b sees its own reference b where `keep_reference[b]` is true."""
+        """Training prediction: sample b sees its own reference b where `keep_reference[b]` is true.
+        `reference_timesteps` (default: `timesteps`) is what the references were noised to."""
         if keep_reference is None:
             keep_reference = torch.ones(noisy_latents.shape[0], dtype=torch.bool, device=noisy_latents.device)
         rows = keep_reference.nonzero().squeeze(1)
         features = None
         if len(rows) > 0:
             features = self.reference_features(
-                noisy_reference_latents[rows].unsqueeze(0), timesteps[rows], reference_embeds[rows]
+                noisy_reference_latents[rows].unsqueeze(0),
+                (timesteps if reference_timesteps is None else reference_timesteps)[rows],
+                reference_embeds[rows],
             )
         return self.base_noise(noisy_latents, timesteps, encoder_hidden_states, features, rows)

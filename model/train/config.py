@@ -69,6 +69,13 @@ class TrainConfig(BaseModel):
     reference_drop: float = Field(
         0.15, ge=0.0, le=1.0, description="P(no reference: plain self-attention in the Base UNet)."
     )
+    reference_timestep: int | None = Field(
+        None,
+        ge=0,
+        le=999,
+        description="Noise every reference to this timestep instead of the target's (the paper: same t). "
+        "Matches inference's fast mode `reference_schedule='once'` at the same `reference_timestep`.",
+    )
     snr_gamma: float | None = Field(
         None,
         gt=0.0,

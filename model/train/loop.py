@@ -153,9 +153,11 @@ def training_loss(
         latents = latents * vae.config.scaling_factor
         target_latents, reference_latents = latents.chunk(2)
 
-        t = draws.timesteps  # one timestep per sample, shared by target and reference
+        t = draws.timesteps  # one timestep per sample, shared by target and reference (the paper)...
         noisy_latents = scheduler.add_noise(target_latents, draws.noise, t)
-        noisy_reference = scheduler.add_noise(reference_latents, draws.reference_noise, t)
+        fixed = config.reference_timestep  # ...unless the references get one fixed timestep
+        t_reference = t if fixed is None else torch.full_like(t, fixed)
+        noisy_reference = scheduler.add_noise(reference_latents, draws.reference_noise, t_reference)
         if scheduler.config.prediction_type == "v_prediction":
             target = scheduler.get_velocity(target_latents, draws.noise, t)
         elif scheduler.config.prediction_type == "epsilon":
@@ -176,6 +178,7 @@ def training_loss(
         noisy_reference,
         reference_embeds,
         keep_reference=~draws.drop_reference,
+        reference_timesteps=t_reference,
     )
     if config.snr_gamma is None:
         return F.mse_loss(prediction.float(), target.float())

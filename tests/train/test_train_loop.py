@@ -258,3 +258,28 @@ def test_min_snr_weighting_reweights_each_sample_by_its_timestep(train_config):
     assert weighted < plain  # weights are at most 1, and below 1 for every timestep with SNR > 5
     beyond = training_loss(models.unets, models, batch, train_config.model_copy(update={"snr_gamma": 1e9}))
     assert beyond.item() == pytest.approx(plain.item(), rel=1e-5)  # gamma above every SNR: the plain loss
+
+
+def test_a_fixed_reference_timestep_reaches_the_reference_unet(train_config):
+    """reference_timestep: the references are noised to, and the Reference UNet told, that timestep; the
+    target keeps its own. The default (None) is the paper's: both share each sample's timestep."""
+    models = load_models(train_config)
+    batch = fixed_batch(train_config, 2)
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(_module, args, kwargs):
+        seen["reference"] = (args[1] if len(args) > 1 else kwargs["timestep"]).flatten()
+
+    def recording_model(noisy, timesteps, *args, **kwargs):
+        seen["target"] = timesteps
+        return models.unets(noisy, timesteps, *args, **kwargs)
+
+    handle = models.unets.ref_unet.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        config = train_config.model_copy(update={"reference_drop": 0.0})
+        training_loss(recording_model, models, batch, config)
+        assert torch.equal(seen["reference"], seen["target"])  # the paper: the same t
+        training_loss(recording_model, models, batch, config.model_copy(update={"reference_timestep": 250}))
+        assert seen["reference"].tolist() == [250, 250] and seen["target"].tolist() != [250, 250]
+    finally:
+        handle.remove()
