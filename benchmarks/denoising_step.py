@@ -215,46 +215,81 @@ def report_steps(cases: list[Case], share: float) -> list[dict]:
     return rows
 
 
+def denoising_loop(
+    unets: BootPIGUNets, reference, latents, text, steps: int, once: bool, graph: bool, device
+) -> tuple[torch.Tensor, float, int]:
+    """One loop as the pipeline runs it (its `predict`, optionally graphed): final latents, s, peak bytes."""
+    from model.step_graph import GraphedStep
+    from model.tiny import tiny_scheduler
+
+    scheduler = tiny_scheduler()
+    scheduler.set_timesteps(steps, device=device)
+    noise_generator = torch.Generator().manual_seed(1)
+    unets.attention_impl = AttentionImpl.merged
+    synchronize(device)
+    with PeakMemory(device) as memory, torch.no_grad():
+        start = time.perf_counter()
+        features = unets.reference_features(reference, 250, text) if once else None
+        if features is not None:
+            unets.project_reference_features(features)
+
+        def predict(x, t, *noisy):
+            step_features = unets.reference_features(noisy[0], t, text) if noisy else features
+            return guided_noise_prediction(unets, x, t, text, text, reference_features=step_features)
+
+        step = GraphedStep(predict) if graph else predict
+        for t in scheduler.timesteps:
+            noisy = ()
+            if not once:
+                fresh = torch.randn(reference.shape, generator=noise_generator).to(device, reference.dtype)
+                noisy = (scheduler.add_noise(reference, fresh, t.reshape(1)),)
+            latents = scheduler.step(step(latents, t, *noisy), t, latents).prev_sample
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        if graph:
+            step.release()
+    unets.release_reference_cache()
+    return latents, seconds, memory.peak
+
+
 def denoising_loops(
     unets: BootPIGUNets, resolution: int, refs: list[int], steps: int, device, dtype
 ) -> list[dict]:
     """Seconds and peak memory of a whole denoising loop (UniPC, `steps` steps) per image, one run each.
 
     The full-size stand-in for a job where no weights exist: text and VAE encoding are left out (they
-    are a few percent of a job). Exact mode re-encodes the references every step; fast mode once.
+    are a few percent of a job). Exact mode re-encodes the references every step; fast mode once. On
+    CUDA each mode also runs with the step replayed as a CUDA graph (`model.step_graph`, what the
+    pipeline does there), and the graph's final latents are compared with the eager loop's.
     """
-    from model.tiny import tiny_scheduler
+    from model.step_graph import graphs_available
 
     side, dim = resolution // 8, unets.base_unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(0)
     text = torch.randn(1, 77, dim, generator=generator).to(device, dtype)
+    variants = [False, True] if graphs_available(torch.device(device)) else [False]
     results = []
     for k in refs:
         reference = torch.randn(k, 4, side, side, generator=generator).to(device, dtype)
+        start_latents = torch.randn(1, 4, side, side, generator=generator).to(device, dtype)
         for label, once in (("exact", False), ("fast (once/job)", True)):
-            scheduler = tiny_scheduler()
-            scheduler.set_timesteps(steps, device=device)
-            latents = torch.randn(1, 4, side, side, generator=generator).to(device, dtype)
-            unets.attention_impl = AttentionImpl.merged
-            synchronize(device)
-            with PeakMemory(device) as memory, torch.no_grad():
-                start = time.perf_counter()
-                features = unets.reference_features(reference, 250, text) if once else None
-                for t in scheduler.timesteps:
-                    if not once:
-                        noisy = scheduler.add_noise(reference, torch.randn_like(reference), t.reshape(1))
-                        features = unets.reference_features(noisy, t, text)
-                    noise = guided_noise_prediction(
-                        unets, latents, t, text, text, reference_features=features
-                    )
-                    latents = scheduler.step(noise, t, latents).prev_sample
-                synchronize(device)
-                seconds = time.perf_counter() - start
-            unets.release_reference_cache()
-            peak = memory.peak / 2**20
-            name = f"{resolution}px {steps}-step loop k={k} {label}"
-            print(f"{name:40s} {seconds:8.2f} s/image  peak +{peak:7.0f} MiB")
-            results.append({"k": k, "mode": label, "seconds": seconds, "peak_bytes": memory.peak})
+            eager = None
+            for graph in variants:
+                latents, seconds, peak = denoising_loop(
+                    unets, reference, start_latents, text, steps, once, graph, device
+                )
+                row = {"k": k, "mode": label, "cuda_graph": graph, "seconds": seconds, "peak_bytes": peak}
+                name = f"{resolution}px {steps}-step loop k={k} {label}" + (", CUDA graph" if graph else "")
+                note = ""
+                if eager is not None:
+                    scale = eager.float().abs().max()
+                    row["max_rel_diff_vs_eager"] = (
+                        (latents.float() - eager.float()).abs().max() / scale
+                    ).item()
+                    note = f"  final latents vs eager: {row['max_rel_diff_vs_eager']:.1e}"
+                eager = latents
+                print(f"{name:52s} {seconds:8.2f} s/image  peak +{peak / 2**20:7.0f} MiB{note}")
+                results.append(row)
     return results
 
 
@@ -316,6 +351,9 @@ def main() -> None:
     )
     parser.add_argument("--loop-steps", type=int, default=0, help="also time whole denoising loops (0: skip)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="UNet weights in channels-last memory format"
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -326,6 +364,8 @@ def main() -> None:
     ]
     torch.manual_seed(0)
     base = (tiny_unet() if args.config == "tiny" else sd21_base_unet()).to(device, dtype).eval()
+    if args.channels_last:
+        base = base.to(memory_format=torch.channels_last)
     unets = BootPIGUNets(copy.deepcopy(base), base)
     params = sum(p.numel() for p in base.parameters())
     print(f"UNet {args.config}: {params / 1e6:.1f}M parameters, {device}, {args.dtype}, "

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 export PYTHONPATH=${PYTHONPATH:-}:$(pwd) PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+"$PY" benchmarks/cuda_graph_check.py --device cuda --dtype fp16
 "$PY" benchmarks/precision_check.py --config sd21 --resolution 512 --device cuda
 "$PY" benchmarks/denoising_step.py --config sd21 --resolutions 512 --device cuda --dtype bf16 \
   --refs 1,4 --repeats 10 --job-steps 0 --loop-steps 50

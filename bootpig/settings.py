@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         "auto", description="Weights dtype: auto (fp16 on CUDA, fp32 on CPU), fp16, bf16, fp32."
     )
     local_files_only: bool = Field(False, description="Never contact the model hub (offline deployments).")
+    cuda_graphs: bool = Field(
+        True, description="On CUDA, replay each job's denoising step as a CUDA graph (same images, faster)."
+    )
     segment: Segmenter = Field(
         Segmenter.tracer, description="Default reference segmentation: tracer (TRACER-B7) or none."
     )
@@ -287,6 +290,7 @@ def load_served_pipeline(settings: Settings):
         dtype=settings.dtype,
         demo_model_dir=settings.demo_model_dir,
         local_files_only=settings.local_files_only,
+        cuda_graphs=settings.cuda_graphs,
     )
 
 

@@ -70,6 +70,7 @@ def load_pipeline(
     demo_model_dir: str | Path = ".bootpig/demo-model",
     local_files_only: bool = False,
     kind: ModelKind | None = None,
+    cuda_graphs: bool = True,
 ) -> tuple[BootPIGPipeline, ModelInfo]:
     """Load base weights + BootPIG weights onto the device; with no model, the demo model.
 
@@ -93,6 +94,7 @@ def load_pipeline(
         model, checkpoint, torch_dtype=torch_dtype, local_files_only=local_files_only or None
     ).to(torch_device)
     pipe.set_progress_bar_config(disable=True)
+    pipe.use_cuda_graphs = cuda_graphs
     info = ModelInfo(
         model=model,
         checkpoint=checkpoint,

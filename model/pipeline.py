@@ -26,6 +26,7 @@ from model.config import (
     reference_side,
 )
 from model.guidance import guided_noise_prediction
+from model.step_graph import GraphedStep, graphs_available
 from model.text import encode_text
 from model.unets import BootPIGUNets
 
@@ -99,6 +100,8 @@ class BootPIGPipeline(DiffusionPipeline):
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.unets = BootPIGUNets(ref_unet, base_unet)
         self.has_trained_weights = False  # set by from_pretrained when BootPIG weights were loaded
+        # On CUDA, replay each job's denoising step as a CUDA graph (`model.step_graph`); same results.
+        self.use_cuda_graphs = True
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
@@ -275,6 +278,32 @@ class BootPIGPipeline(DiffusionPipeline):
         latents = latents * self.scheduler.init_noise_sigma
 
         timesteps = self.scheduler.timesteps
+        prompt_embeds, negative_embeds = prompt_embeds.to(dtype), negative_embeds.to(dtype)
+
+        def predict(model_input: torch.Tensor, t: torch.Tensor, *noisy_reference: torch.Tensor):
+            """One step's model work: reference features (when given noised references), Eq. 4."""
+            step_features = features
+            if noisy_reference:
+                step_features = self.unets.reference_features(noisy_reference[0], t, reference_embeds)
+            return guided_noise_prediction(
+                self.unets,
+                model_input,
+                t,
+                prompt_embeds,
+                negative_embeds,
+                reference_features=step_features,
+                guidance_image=guidance_image,
+                guidance_text=guidance_text,
+                pooling=pooling,
+            )
+
+        # Exact and once-per-job steps all have the same work: replay it as a CUDA graph on a GPU.
+        # (Every m steps alternates two kinds of step and runs eagerly.)
+        graphed = (
+            GraphedStep(predict)
+            if self.use_cuda_graphs and graphs_available(device) and schedule in (1, ONCE_PER_JOB)
+            else None
+        )
         features = reference_features
         try:
             if features is not None:
@@ -282,29 +311,24 @@ class BootPIGPipeline(DiffusionPipeline):
             for i, t in enumerate(self.progress_bar(timesteps)):
                 if should_cancel is not None and should_cancel():
                     raise GenerationCancelled(f"cancelled before step {i + 1} of {len(timesteps)}")
+                noisy_reference: tuple[torch.Tensor, ...] = ()
                 if schedule != ONCE_PER_JOB and i % schedule == 0:
                     # Re-noised to the current timestep with fresh noise (the paper's Sec. 3.3).
                     ref_noise = randn_tensor(
                         reference_latents.shape, generator=generator, device=device, dtype=dtype
                     )
-                    noisy_reference = self.scheduler.add_noise(reference_latents, ref_noise, t.reshape(1))
-                    features = self.unets.reference_features(noisy_reference, t, reference_embeds)
+                    noisy_reference = (self.scheduler.add_noise(reference_latents, ref_noise, t.reshape(1)),)
+                    if graphed is None:  # the eager path keeps the features for the next m - 1 steps
+                        features = self.unets.reference_features(noisy_reference[0], t, reference_embeds)
+                        noisy_reference = ()
                 model_input = self.scheduler.scale_model_input(latents, t)
-                noise = guided_noise_prediction(
-                    self.unets,
-                    model_input,
-                    t,
-                    prompt_embeds.to(dtype),
-                    negative_embeds.to(dtype),
-                    reference_features=features,
-                    guidance_image=guidance_image,
-                    guidance_text=guidance_text,
-                    pooling=pooling,
-                )
+                noise = (graphed or predict)(model_input, t, *noisy_reference)
                 latents = self.scheduler.step(noise, t, latents).prev_sample
                 if callback is not None:
                     callback(i + 1, len(timesteps))
         finally:
+            if graphed is not None:
+                graphed.release()
             self.unets.release_reference_cache()
 
         kept = reference_features if schedule == ONCE_PER_JOB else None

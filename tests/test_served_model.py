@@ -76,3 +76,12 @@ def test_public_names_carry_no_path(tmp_path):
     )
     assert public_name(str(folder), ModelKind.toy_world) == TOY_WORLD_NAME
     assert public_name(str(folder), ModelKind.demo) == DEMO_NAME
+
+
+def test_the_cuda_graph_setting_reaches_the_served_pipeline(tiny_model_dir):
+    from bootpig.settings import load_served_pipeline
+
+    for enabled in (True, False):
+        settings = Settings(model=str(tiny_model_dir), device="cpu", cuda_graphs=enabled)
+        pipe, _ = load_served_pipeline(settings)
+        assert pipe.use_cuda_graphs is enabled
