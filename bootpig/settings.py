@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         description="A worker silent this long is dead: its running job is retried or failed. "
         "Bounds how long a killed worker's job stays 'started' (plus one heartbeat_interval).",
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness a worker adds to itself (Unix), so that a worker computing on the CPU "
+        "beside the API (`bootpig up` on one machine) cannot starve it. 0: unchanged.",
+    )
     worker_step_delay: float = Field(
         0.0,
         ge=0,

@@ -72,6 +72,8 @@ def serve(settings: Settings, burst: bool = False) -> int:
     from model.generate import SegmenterCache
 
     name = settings.worker_name or default_worker_name()
+    if settings.worker_nice and hasattr(os, "nice"):
+        os.nice(settings.worker_nice)  # the API's request threads come first when they share the CPU
     connection = connect(settings)
     connection.ping()  # fail before the (slow) model load when Redis is unreachable
     store = JobStore(connection, settings)

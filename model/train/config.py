@@ -82,6 +82,13 @@ class TrainConfig(BaseModel):
         description="Min-SNR loss weighting (Hang et al. 2023): weight each sample by min(SNR, gamma) / SNR "
         "(epsilon) or / (SNR + 1) (v-prediction). None: the paper's plain loss.",
     )
+    clean_image_weight_cap: float | None = Field(
+        None,
+        gt=0.0,
+        description="Weight each sample by the error of its predicted clean image instead of its noise, "
+        "min(1/SNR, cap) for epsilon (min(1/(SNR + 1), cap) for v): the noisy timesteps, where only a "
+        "reference can tell the subject's look, carry the loss. None: the paper's plain loss.",
+    )
     num_workers: int = Field(4, ge=0, description="Data loader worker processes per training process.")
 
     # --- optimisation ------------------------------------------------------------------------
@@ -123,6 +130,12 @@ class TrainConfig(BaseModel):
     method: MethodConfig = Field(
         default_factory=MethodConfig, description="Method settings trained with (bootpig_config.json)."
     )
+
+    @model_validator(mode="after")
+    def _one_loss_weighting(self) -> TrainConfig:
+        if self.snr_gamma is not None and self.clean_image_weight_cap is not None:
+            raise ValueError("set at most one of snr_gamma and clean_image_weight_cap")
+        return self
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainConfig:

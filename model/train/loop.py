@@ -180,19 +180,36 @@ def training_loss(
         keep_reference=~draws.drop_reference,
         reference_timesteps=t_reference,
     )
-    if config.snr_gamma is None:
+    if config.snr_gamma is not None:
+        weight = min_snr_weight(scheduler, t, config.snr_gamma)
+    elif config.clean_image_weight_cap is not None:
+        weight = clean_image_weight(scheduler, t, config.clean_image_weight_cap)
+    else:
         return F.mse_loss(prediction.float(), target.float())
     error = (prediction.float() - target.float()).pow(2).mean(dim=tuple(range(1, target.dim())))
-    return (min_snr_weight(scheduler, t, config.snr_gamma).to(error.device) * error).mean()
+    return (weight.to(error.device) * error).mean()
+
+
+def _snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
+    alphas = scheduler.alphas_cumprod.to(t.device)[t]
+    return alphas / (1 - alphas)
 
 
 def min_snr_weight(scheduler: DDPMScheduler, t: torch.Tensor, gamma: float) -> torch.Tensor:
     """min(SNR, gamma) / SNR for epsilon targets, / (SNR + 1) for v: the nearly clean timesteps, whose loss
     is fine texture nothing else can supply, stop drowning out the noisy ones where a reference helps."""
-    alphas = scheduler.alphas_cumprod.to(t.device)[t]
-    snr = alphas / (1 - alphas)
+    snr = _snr(scheduler, t)
     denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
     return snr.clamp(max=gamma) / denominator
+
+
+def clean_image_weight(scheduler: DDPMScheduler, t: torch.Tensor, cap: float) -> torch.Tensor:
+    """The squared error of the implied clean image per unit of the target's squared error, capped:
+    1/SNR for epsilon, 1/(SNR + 1) for v. Nearly clean samples, whose image the input already shows,
+    fade out; the noisy ones, where a reference is the only source of the subject's look, count most."""
+    snr = _snr(scheduler, t)
+    denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
+    return (1 / denominator).clamp(max=cap)
 
 
 def _mixed_precision(config: TrainConfig) -> str:

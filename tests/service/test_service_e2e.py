@@ -6,6 +6,7 @@ import asyncio
 import io
 
 import httpx
+import psutil
 import pytest
 from PIL import Image
 from service_http import submit
@@ -151,3 +152,11 @@ def test_fifty_concurrent_submissions_each_run_exactly_once(service, photo_bytes
     runs = [int(service.redis.hget(f"{service.prefix}job:{job_id}", "runs")) for job_id in ids]
     assert runs == [1] * 50  # none ran twice
     assert service.redis.llen(f"rq:queue:{service.queue}") == 0
+
+
+def test_a_worker_lowers_its_cpu_priority_below_the_api(service):
+    """worker_nice: a worker sharing the CPU with the API runs at a higher niceness (default 10)."""
+    name = next(iter(service.workers))
+    worker = psutil.Process(service.workers[name].pid)
+    own = psutil.Process().nice()
+    assert worker.nice() == min(19, own + 10)

@@ -19,6 +19,7 @@ from model.train.dataset import TripletDataset, collate
 from model.train.loop import (
     RSA_PARAMETER,
     accumulate_gradients,
+    clean_image_weight,
     encode_captions,
     load_models,
     min_snr_weight,
@@ -258,6 +259,28 @@ def test_min_snr_weighting_reweights_each_sample_by_its_timestep(train_config):
     assert weighted < plain  # weights are at most 1, and below 1 for every timestep with SNR > 5
     beyond = training_loss(models.unets, models, batch, train_config.model_copy(update={"snr_gamma": 1e9}))
     assert beyond.item() == pytest.approx(plain.item(), rel=1e-5)  # gamma above every SNR: the plain loss
+
+
+def test_clean_image_weighting_favours_the_noisy_timesteps(train_config):
+    """clean_image_weight_cap: per-sample MSE x min(1/SNR, cap); only one weighting may be set."""
+    models = load_models(train_config)
+    scheduler = models.noise_scheduler
+    t = torch.tensor([999, 600, 250, 0])
+    weights = clean_image_weight(scheduler, t, 20.0)
+    snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
+    assert weights[0] == 20.0 and 1 / snr[0] > 20.0  # the noisiest timestep: capped
+    assert torch.allclose(weights[1:], 1 / snr[1:]) and weights[3] < 1e-2  # the others: 1/SNR
+    assert weights[0] > weights[1] > weights[2] > weights[3]
+
+    batch = fixed_batch(train_config, 4)
+    plain = training_loss(models.unets, models, batch, train_config)
+    config = train_config.model_copy(update={"clean_image_weight_cap": 20.0})
+    weighted = training_loss(models.unets, models, batch, config)
+    assert weighted.item() != pytest.approx(plain.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="at most one"):
+        type(train_config).model_validate(
+            train_config.model_dump() | {"snr_gamma": 5.0, "clean_image_weight_cap": 20.0}
+        )
 
 
 def test_a_fixed_reference_timestep_reaches_the_reference_unet(train_config):
