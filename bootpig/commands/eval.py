@@ -51,6 +51,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--reference-timestep", type=int, default=d("reference_timestep"), help="for 'once'")
     p.add_argument(
+        "--reference-caption",
+        choices=["prompt", "object"],
+        default=d("reference_caption"),
+        help="Reference UNet caption: the prompt, or 'a photo of a [class]' (what training gives it)",
+    )
+    p.add_argument(
         "--segment", choices=[m.value for m in Segmenter], default=None, help="default: BOOTPIG_SEGMENT"
     )
     p.add_argument("--tracer-weights", default=None, help="tracer_b7.pth (default: BOOTPIG_TRACER_WEIGHTS)")
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             negative_prompt=args.negative_prompt,
             reference_schedule=args.reference_schedule,
             reference_timestep=args.reference_timestep,
+            reference_caption=args.reference_caption,
         )
     except ValidationError as exc:
         raise ValueError(describe_validation_error(exc)) from exc

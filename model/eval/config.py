@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.config import (
@@ -41,3 +43,12 @@ class EvalConfig(BaseModel):
     negative_prompt: str = field_default(GenerationConfig, "negative_prompt")
     reference_schedule: ReferenceSchedule = field_default(GenerationConfig, "reference_schedule")
     reference_timestep: int = Field(field_default(GenerationConfig, "reference_timestep"), ge=0, le=999)
+    reference_caption: Literal["prompt", "object"] = Field(
+        "prompt",
+        description="What the Reference UNet reads: the generation prompt (the service's default), or "
+        "'a photo of a [class]', the caption training gives it (TrainConfig.reference_caption='object').",
+    )
+
+    def reference_prompt_for(self, class_name: str) -> str | None:
+        """The reference prompt of a subject of this class; None: the generation prompt."""
+        return f"a photo of a {class_name}" if self.reference_caption == "object" else None

@@ -75,7 +75,7 @@ def check_run_file(out: Path, config: EvalConfig) -> None:
 
 
 # ----------------------------------------------------------------------------------- generators
-Generator = Callable[[str, list[Image.Image], int, int], list[Image.Image]]
+Generator = Callable[[WorkItem, list[Image.Image], int, int], list[Image.Image]]
 
 
 class Generators:
@@ -131,12 +131,15 @@ class Generators:
             save_image_atomically(image, path)
         return prepared
 
-    def bootpig(self, prompt: str, references: list[Image.Image], seed: int, count: int) -> list[Image.Image]:
+    def bootpig(
+        self, item: WorkItem, references: list[Image.Image], seed: int, count: int
+    ) -> list[Image.Image]:
         from model.generate import generate
 
         c = self.request.config
         values = {
-            "prompt": prompt,
+            "prompt": item.prompt,
+            "reference_prompt": c.reference_prompt_for(item.subject.class_name),
             "negative_prompt": c.negative_prompt,
             "num_images": count,
             "seed": seed,
@@ -154,7 +157,7 @@ class Generators:
         return generate(self.pipe, references, generation).images
 
     def stable_diffusion(
-        self, prompt: str, references: list[Image.Image], seed: int, count: int
+        self, item: WorkItem, references: list[Image.Image], seed: int, count: int
     ) -> list[Image.Image]:
         """The plain base model on the same prompt and seed: what the images look like without BootPIG."""
         if self._baseline is None:
@@ -176,7 +179,7 @@ class Generators:
             self._baseline.set_progress_bar_config(disable=True)
         c = self.request.config
         return self._baseline(
-            prompt,
+            item.prompt,
             negative_prompt=c.negative_prompt or None,
             num_images_per_prompt=count,
             num_inference_steps=c.steps,
@@ -230,7 +233,7 @@ def generate_missing(request: EvalRequest, items: list[WorkItem], generators: Ge
             if all(p.is_file() for p in batch_paths):
                 continue
             seed = derive_seed(config.seed, item.subject.name, item.prompt_index, batch)
-            images = generator(item.prompt, references[item.subject.name], seed, len(batch_paths))
+            images = generator(item, references[item.subject.name], seed, len(batch_paths))
             for image, path in zip(images, batch_paths, strict=True):
                 if not path.is_file():  # a batch is regenerated whole; its surviving images stay as they were
                     save_image_atomically(image, path)

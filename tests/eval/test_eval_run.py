@@ -164,3 +164,26 @@ def test_tracer_segmentation_without_weights_is_a_clear_error(
     )
     with pytest.raises(FileNotFoundError, match="TRACER-B7 weights not found"):
         run_evaluation(request)
+
+
+def test_the_reference_unet_can_read_the_training_caption(
+    cli_run, tiny_model_dir, dreambooth_dir, tiny_clip_dir, tiny_dino_dir, tmp_path
+):
+    """reference_caption='object': the Reference UNet reads 'a photo of a [class]' (as in training) instead
+    of the prompt, so BootPIG's images change while the baseline's would not."""
+    config = EvalConfig(model=str(tiny_model_dir), reference_caption="object")
+    assert config.reference_prompt_for("backpack") == "a photo of a backpack"
+    assert EvalConfig(model=str(tiny_model_dir)).reference_prompt_for("backpack") is None
+
+    request = make_request(tiny_model_dir, dreambooth_dir, tiny_clip_dir, tiny_dino_dir, tmp_path / "out")
+    request = replace(
+        request,
+        subjects=["backpack"],
+        prompts=1,
+        config=request.config.model_copy(update={"reference_caption": "object"}),
+    )
+    run_evaluation(request)
+    for i in range(2):
+        ours = Image.open(image_path(tmp_path / "out", "bootpig", "backpack", 0, i)).tobytes()
+        default = Image.open(image_path(cli_run, "bootpig", "backpack", 0, i)).tobytes()
+        assert ours != default
