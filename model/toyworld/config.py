@@ -44,6 +44,12 @@ class ToyWorldConfig(BaseModel):
     train_steps: int = Field(800, ge=1)
     train_batch: int = Field(8, ge=1)
     lr: float = Field(2e-4, gt=0, description="Both BootPIG learning rates (the paper's are for SD's size).")
+    train_reference_timestep: int | None = Field(
+        None, ge=0, le=999, description="`TrainConfig.reference_timestep` (None: the paper's shared t)."
+    )
+    train_clean_image_weight_cap: float | None = Field(
+        None, gt=0, description="`TrainConfig.clean_image_weight_cap` (None: the paper's plain loss)."
+    )
     erasing_ablation: bool = Field(
         True, description="Also train with noise-filled random erasing and compare."
     )
@@ -53,6 +59,14 @@ class ToyWorldConfig(BaseModel):
     prompts: int = Field(2, ge=1, le=8, description="Prompts (scenes) per held-out subject.")
     images_per_prompt: int = Field(2, ge=1, le=4)
     poolings: tuple[str, ...] = ("softmax", "argmax", "average", "concat")
+    eval_schedule: str = Field(
+        "1",
+        description="`reference_schedule` of the trained rows: 1 (exact) or 'once' at the training's "
+        "fixed reference timestep.",
+    )
+    eval_reference_caption: str = Field(
+        "prompt", description="`bootpig eval --reference-caption` of every BootPIG row: prompt or object."
+    )
     fast_schedules: tuple[str, ...] = Field(
         ("5", "once"),
         description="Fast-mode `reference_schedule` values evaluated as extra rows (k = 4, softmax).",

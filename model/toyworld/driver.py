@@ -70,8 +70,12 @@ class ToyWorld:
         self.out.mkdir(parents=True, exist_ok=True)
         config_file = self.out / "config.json"
         current = json.loads(config.model_dump_json())
-        if config_file.is_file() and json.loads(config_file.read_text()) != current:
-            raise ValueError(f"{self.out} holds a toy world built with other settings; use a new --out")
+        if config_file.is_file():
+            stored = json.loads(config_file.read_text())
+            # A setting added since the folder was built counts as its default (what the run used).
+            defaults = json.loads(ToyWorldConfig().model_dump_json())
+            if {key: stored.get(key, defaults[key]) for key in current} != current:
+                raise ValueError(f"{self.out} holds a toy world built with other settings; use a new --out")
         _write_json(config_file, current)
         self.path("stages").mkdir(exist_ok=True)
 
@@ -97,11 +101,13 @@ class ToyWorld:
 
     def eval_rows(self) -> dict[str, dict]:
         """Row name -> how `bootpig eval` makes it (checkpoint run, references, pooling)."""
-        k = min(4, self.config.heldout_views)
+        k, schedule = min(4, self.config.heldout_views), self.config.eval_schedule
         rows = {UNTRAINED: {"run": None, "refs": k, "pooling": "softmax"}}
-        rows["trained k=1"] = {"run": MAIN_RUN, "refs": 1, "pooling": "softmax"}
+        rows["trained k=1"] = {"run": MAIN_RUN, "refs": 1, "pooling": "softmax", "schedule": schedule}
         for pooling in self.config.poolings:
-            rows[f"trained k={k} {pooling}"] = {"run": MAIN_RUN, "refs": k, "pooling": pooling}
+            rows[f"trained k={k} {pooling}"] = {
+                "run": MAIN_RUN, "refs": k, "pooling": pooling, "schedule": schedule,
+            }  # fmt: skip
         for schedule in self.config.fast_schedules:  # the fast mode's cost in fidelity (docs/speed.md)
             name = "once" if schedule == "once" else f"every {schedule} steps"
             rows[f"trained k={k} softmax, fast: {name}"] = {
@@ -114,7 +120,14 @@ class ToyWorld:
         if not self.config.erasing_ablation:
             return {}
         k = min(4, self.config.heldout_views)
-        return {f"trained k={k} softmax, noise erasing": {"run": NOISE_RUN, "refs": k, "pooling": "softmax"}}
+        return {
+            f"trained k={k} softmax, noise erasing": {
+                "run": NOISE_RUN,
+                "refs": k,
+                "pooling": "softmax",
+                "schedule": self.config.eval_schedule,
+            }  # fmt: skip
+        }
 
     @staticmethod
     def row_folder(row: str) -> str:
@@ -358,6 +371,8 @@ class ToyWorld:
             "checkpoints_kept": 1,
             "seed": c.seed,
             "augmentation": {"erasing_fill": erasing_fill},
+            "reference_timestep": c.train_reference_timestep,
+            "clean_image_weight_cap": c.train_clean_image_weight_cap,
         }
         config_file = self.path(f"train-{run}.yaml")
         config_file.write_text(yaml.safe_dump(settings))
@@ -396,7 +411,10 @@ class ToyWorld:
                 "--images-per-prompt", c.images_per_prompt, "--clip-model", self.path("encoders", "clip"),
                 "--dino-model", self.path("encoders", "dino"), "--device", "cpu", "--dtype", "fp32",
                 "--reference-schedule", spec.get("schedule", 1),
+                "--reference-caption", c.eval_reference_caption,
             ]  # fmt: skip
+            if c.train_reference_timestep is not None:  # "once" rows: the timestep the training used
+                args += ["--reference-timestep", c.train_reference_timestep]
             _cli(*args)
             result[f"{row} seconds"] = round(time.perf_counter() - started, 1)
         return result

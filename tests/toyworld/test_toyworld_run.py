@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from PIL import Image
 
 from bootpig.cli import main
@@ -61,3 +62,19 @@ def test_a_run_folder_refuses_other_settings(tmp_path, capsys):
     assert main(["toyworld", "--out", str(out), "--reduced", "--until", "world", "--no-progress"]) == 0
     assert main(["toyworld", "--out", str(out), "--reduced", "--seed", "1", "--no-progress"]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_a_folder_built_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    """A setting added later (absent from config.json) counts as its default; a changed one is refused."""
+    from model.toyworld.config import reduced_config
+    from model.toyworld.driver import ToyWorld
+
+    out = tmp_path / "world"
+    ToyWorld(out, reduced_config(), progress=False)
+    stored = json.loads((out / "config.json").read_text())
+    del stored["eval_reference_caption"]  # as written by an older version
+    (out / "config.json").write_text(json.dumps(stored))
+    ToyWorld(out, reduced_config(), progress=False)
+    changed = reduced_config().model_copy(update={"eval_reference_caption": "object"})
+    with pytest.raises(ValueError, match="other settings"):
+        ToyWorld(out, changed, progress=False)
