@@ -41,7 +41,7 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
 
     rows = json.loads((out / "results.json").read_text())
     assert {"reference views", "text-only", "untrained", "trained k=1", "trained k=2 softmax"} <= set(rows)
-    assert "trained k=2 softmax, fast: once" in rows  # the fast mode's row, through `bootpig eval`
+    assert "trained k=2 softmax, reference every step (exact)" in rows  # another schedule's row
     for name, row in rows.items():
         keys = ("clip_i", "dino") if name == "reference views" else ("clip_t", "clip_i", "dino")
         keys += () if name == "reference views" else ("shape_accuracy", "scene_accuracy")
@@ -75,6 +75,6 @@ def test_a_folder_built_before_a_setting_existed_resumes_with_its_default(tmp_pa
     del stored["eval_reference_caption"]  # as written by an older version
     (out / "config.json").write_text(json.dumps(stored))
     ToyWorld(out, reduced_config(), progress=False)
-    changed = reduced_config().model_copy(update={"eval_reference_caption": "object"})
+    changed = reduced_config().model_copy(update={"eval_reference_caption": "prompt"})
     with pytest.raises(ValueError, match="other settings"):
         ToyWorld(out, changed, progress=False)
