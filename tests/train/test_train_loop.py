@@ -243,13 +243,17 @@ def test_bf16_mixed_precision_with_gradient_checkpointing(train_config, tmp_path
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}  # fp32 master weights
 
 
+def weighting_at(train_config, weighting, timesteps: list[int], parameter: float):
+    """The models, a loss weighting's values at `timesteps`, and the noise schedule's SNR there."""
+    models = load_models(train_config)
+    t = torch.tensor(timesteps)
+    alphas = models.noise_scheduler.alphas_cumprod[t]
+    return models, weighting(models.noise_scheduler, t, parameter), alphas / (1 - alphas)
+
+
 def test_min_snr_weighting_reweights_each_sample_by_its_timestep(train_config):
     """snr_gamma: per-sample MSE x min(SNR, gamma)/SNR; noisy samples keep weight 1, clean ones shrink."""
-    models = load_models(train_config)
-    scheduler = models.noise_scheduler
-    t = torch.tensor([999, 500, 50, 0])
-    weights = min_snr_weight(scheduler, t, 5.0)
-    snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
+    models, weights, snr = weighting_at(train_config, min_snr_weight, [999, 500, 50, 0], 5.0)
     assert weights[0] == 1.0 and snr[0] < 5.0  # the noisiest timestep is below gamma: unchanged
     assert torch.allclose(weights[2:], 5.0 / snr[2:]) and weights[3] < 0.01  # nearly clean: shrunk
 
@@ -263,11 +267,7 @@ def test_min_snr_weighting_reweights_each_sample_by_its_timestep(train_config):
 
 def test_clean_image_weighting_favours_the_noisy_timesteps(train_config):
     """clean_image_weight_cap: per-sample MSE x min(1/SNR, cap); only one weighting may be set."""
-    models = load_models(train_config)
-    scheduler = models.noise_scheduler
-    t = torch.tensor([999, 600, 250, 0])
-    weights = clean_image_weight(scheduler, t, 20.0)
-    snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
+    models, weights, snr = weighting_at(train_config, clean_image_weight, [999, 600, 250, 0], 20.0)
     assert weights[0] == 20.0 and 1 / snr[0] > 20.0  # the noisiest timestep: capped
     assert torch.allclose(weights[1:], 1 / snr[1:]) and weights[3] < 1e-2  # the others: 1/SNR
     assert weights[0] > weights[1] > weights[2] > weights[3]
