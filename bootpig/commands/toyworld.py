@@ -27,6 +27,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the whole world (default: 0)")
     p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also train and evaluate with noise-filled random erasing (about 15 more minutes)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -58,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if threads < 1 or processes < 1:
         raise ValueError("--threads and --processes must be at least 1")
     torch.set_num_threads(threads)
-    config = (reduced_config() if args.reduced else ToyWorldConfig()).model_copy(update={"seed": args.seed})
+    config = (reduced_config() if args.reduced else ToyWorldConfig()).model_copy(
+        update={"seed": args.seed} | ({"erasing_ablation": True} if args.ablation else {})
+    )
     world = ToyWorld(args.out, config, progress=not args.no_progress)
     started = time.perf_counter()
     stages = world.run(until=args.until, only=args.only, processes=processes)

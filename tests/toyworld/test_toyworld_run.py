@@ -25,7 +25,7 @@ def finished_stages(out) -> dict[str, dict]:
 
 def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, capsys):
     out = tmp_path / "world"
-    assert main(["toyworld", "--out", str(out), "--reduced", "--no-progress"]) == 0
+    assert main(["toyworld", "--out", str(out), "--reduced", "--ablation", "--no-progress"]) == 0
 
     stages = finished_stages(out)
     assert set(stages) == set(STAGES)
@@ -42,6 +42,7 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
     rows = json.loads((out / "results.json").read_text())
     assert {"reference views", "text-only", "untrained", "trained k=1", "trained k=2 softmax"} <= set(rows)
     assert "trained k=2 softmax, reference every step (exact)" in rows  # another schedule's row
+    assert "trained k=2 softmax, noise erasing" in rows  # --ablation
     for name, row in rows.items():
         keys = ("clip_i", "dino") if name == "reference views" else ("clip_t", "clip_i", "dino")
         keys += () if name == "reference views" else ("shape_accuracy", "scene_accuracy")
@@ -51,7 +52,7 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
     assert Image.open(out / "grid.png").size[0] == 2 * 64 * (2 + 4)  # 2 references + 4 columns
 
     capsys.readouterr()
-    assert main(["toyworld", "--out", str(out), "--reduced", "--no-progress"]) == 0
+    assert main(["toyworld", "--out", str(out), "--reduced", "--ablation", "--no-progress"]) == 0
     assert finished_stages(out) == stages  # nothing was redone
     printed = capsys.readouterr().out
     assert "total:" in printed and "this command:" in printed
