@@ -102,7 +102,6 @@ def reduced_config() -> ToyWorldConfig:
         synth_flags=("--mask-threshold", "0", "--max-area", "1", "--border-margin", "0"),
         train_steps=2,
         train_batch=2,
-        erasing_ablation=False,
         heldout_subjects=2,
         heldout_views=2,
         prompts=1,

@@ -190,16 +190,17 @@ def training_loss(
     return (weight.to(error.device) * error).mean()
 
 
-def _snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
+def _snr_and_error_scale(scheduler: DDPMScheduler, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SNR at `t`, and the squared target error per unit of clean-image error: SNR (epsilon), SNR + 1 (v)."""
     alphas = scheduler.alphas_cumprod.to(t.device)[t]
-    return alphas / (1 - alphas)
+    snr = alphas / (1 - alphas)
+    return snr, snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
 
 
 def min_snr_weight(scheduler: DDPMScheduler, t: torch.Tensor, gamma: float) -> torch.Tensor:
     """min(SNR, gamma) / SNR for epsilon targets, / (SNR + 1) for v: the nearly clean timesteps, whose loss
     is fine texture nothing else can supply, stop drowning out the noisy ones where a reference helps."""
-    snr = _snr(scheduler, t)
-    denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
+    snr, denominator = _snr_and_error_scale(scheduler, t)
     return snr.clamp(max=gamma) / denominator
 
 
@@ -207,8 +208,7 @@ def clean_image_weight(scheduler: DDPMScheduler, t: torch.Tensor, cap: float) ->
     """The squared error of the implied clean image per unit of the target's squared error, capped:
     1/SNR for epsilon, 1/(SNR + 1) for v. Nearly clean samples, whose image the input already shows,
     fade out; the noisy ones, where a reference is the only source of the subject's look, count most."""
-    snr = _snr(scheduler, t)
-    denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
+    _, denominator = _snr_and_error_scale(scheduler, t)
     return (1 / denominator).clamp(max=cap)
 
 
