@@ -216,9 +216,22 @@ def report_steps(cases: list[Case], share: float) -> list[dict]:
 
 
 def denoising_loop(
-    unets: BootPIGUNets, reference, latents, text, steps: int, once: bool, graph: bool, device
+    unets: BootPIGUNets,
+    reference,
+    latents,
+    text,
+    steps: int,
+    once: bool,
+    graph: bool,
+    device,
+    noise_up_front: bool = True,
 ) -> tuple[torch.Tensor, float, int]:
-    """One loop as the pipeline runs it (its `predict`, optionally graphed): final latents, s, peak bytes."""
+    """One loop as the pipeline runs it (its `predict`, optionally graphed): final latents, s, peak bytes.
+
+    `noise_up_front=False` noises the references inside the loop, step by step (what the pipeline did
+    before `model.reference_noise`: host synchronisations between graph replays), for comparison.
+    """
+    from model.reference_noise import noised_references
     from model.step_graph import GraphedStep
     from model.tiny import tiny_scheduler
 
@@ -232,15 +245,20 @@ def denoising_loop(
         features = unets.reference_features(reference, 250, text) if once else None
         if features is not None:
             unets.project_reference_features(features)
+        noisy_all = None
+        if not once and noise_up_front:
+            noisy_all = noised_references(scheduler, reference, list(scheduler.timesteps), noise_generator)
 
         def predict(x, t, *noisy):
             step_features = unets.reference_features(noisy[0], t, text) if noisy else features
             return guided_noise_prediction(unets, x, t, text, text, reference_features=step_features)
 
         step = GraphedStep(predict) if graph else predict
-        for t in scheduler.timesteps:
+        for i, t in enumerate(scheduler.timesteps):
             noisy = ()
-            if not once:
+            if noisy_all is not None:
+                noisy = (noisy_all[i],)
+            elif not once:
                 fresh = torch.randn(reference.shape, generator=noise_generator).to(device, reference.dtype)
                 noisy = (scheduler.add_noise(reference, fresh, t.reshape(1)),)
             latents = scheduler.step(step(latents, t, *noisy), t, latents).prev_sample
@@ -253,43 +271,67 @@ def denoising_loop(
 
 
 def denoising_loops(
-    unets: BootPIGUNets, resolution: int, refs: list[int], steps: int, device, dtype
+    unets: BootPIGUNets, resolution: int, refs: list[int], steps: int, device, dtype, compiled: bool = False
 ) -> list[dict]:
     """Seconds and peak memory of a whole denoising loop (UniPC, `steps` steps) per image, one run each.
 
     The full-size stand-in for a job where no weights exist: text and VAE encoding are left out (they
-    are a few percent of a job). Exact mode re-encodes the references every step; fast mode once. On
+    are a few percent of a job). Exact mode re-noises the references every step (noise drawn before the
+    loop, as the pipeline does; on CUDA also step by step inside it, the earlier way); fast mode once. On
     CUDA each mode also runs with the step replayed as a CUDA graph (`model.step_graph`, what the
-    pipeline does there), and the graph's final latents are compared with the eager loop's.
+    pipeline does there), and the graph's final latents are compared with the eager loop's. `compiled`
+    then repeats the graphed loops with the stateless blocks compiled (`model.compiled_blocks`).
     """
+    from model.compiled_blocks import compile_stateless_blocks
     from model.step_graph import graphs_available
 
     side, dim = resolution // 8, unets.base_unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(0)
     text = torch.randn(1, 77, dim, generator=generator).to(device, dtype)
-    variants = [False, True] if graphs_available(torch.device(device)) else [False]
-    results = []
+    on_gpu = graphs_available(torch.device(device))
+    variants = [("", False, True)]
+    if on_gpu:
+        variants += [(", CUDA graph, noise per step", True, False), (", CUDA graph", True, True)]
+    inputs = {}
     for k in refs:
         reference = torch.randn(k, 4, side, side, generator=generator).to(device, dtype)
-        start_latents = torch.randn(1, 4, side, side, generator=generator).to(device, dtype)
-        for label, once in (("exact", False), ("fast (once/job)", True)):
-            eager = None
-            for graph in variants:
-                latents, seconds, peak = denoising_loop(
-                    unets, reference, start_latents, text, steps, once, graph, device
-                )
-                row = {"k": k, "mode": label, "cuda_graph": graph, "seconds": seconds, "peak_bytes": peak}
-                name = f"{resolution}px {steps}-step loop k={k} {label}" + (", CUDA graph" if graph else "")
-                note = ""
-                if eager is not None:
-                    scale = eager.float().abs().max()
-                    row["max_rel_diff_vs_eager"] = (
-                        (latents.float() - eager.float()).abs().max() / scale
-                    ).item()
-                    note = f"  final latents vs eager: {row['max_rel_diff_vs_eager']:.1e}"
-                eager = latents
-                print(f"{name:52s} {seconds:8.2f} s/image  peak +{peak / 2**20:7.0f} MiB{note}")
-                results.append(row)
+        inputs[k] = reference, torch.randn(1, 4, side, side, generator=generator).to(device, dtype)
+    results, eager_latents = [], {}
+
+    def run(k: int, label: str, once: bool, suffix: str, graph: bool, up_front: bool) -> None:
+        if once and not up_front:
+            return  # nothing is re-noised in the fast mode
+        reference, start_latents = inputs[k]
+        latents, seconds, peak = denoising_loop(
+            unets, reference, start_latents, text, steps, once, graph, device, up_front
+        )
+        row = {"k": k, "mode": label, "variant": suffix.strip(", ") or "eager", "cuda_graph": graph}
+        row |= {"seconds": seconds, "peak_bytes": peak}
+        name = f"{resolution}px {steps}-step loop k={k} {label}{suffix}"
+        note = ""
+        eager = eager_latents.setdefault((k, label), latents)
+        if eager is not latents:
+            scale = eager.float().abs().max()
+            row["max_rel_diff_vs_eager"] = ((latents.float() - eager.float()).abs().max() / scale).item()
+            note = f"  final latents vs eager: {row['max_rel_diff_vs_eager']:.1e}"
+        print(f"{name:64s} {seconds:8.2f} s/image  peak +{peak / 2**20:7.0f} MiB{note}")
+        results.append(row)
+
+    modes = (("exact", False), ("fast (once/job)", True))
+    for k in refs:
+        for label, once in modes:
+            for suffix, graph, up_front in variants:
+                run(k, label, once, suffix, graph, up_front)
+    if compiled:
+        started = time.perf_counter()
+        count = compile_stateless_blocks(unets.ref_unet, unets.base_unet)
+        print(f"compiling {count} stateless blocks (compiled on first use, timed in the first loop)")
+        suffix = ", compiled" + (", CUDA graph" if on_gpu else "")
+        for k in refs:
+            for label, once in modes:
+                for repeat in range(2):  # the first run includes the compilation
+                    run(k, label, once, suffix + (" (first)" if repeat == 0 else ""), on_gpu, True)
+        print(f"compiled loops, compilation included: {time.perf_counter() - started:.0f} s")
     return results
 
 
@@ -354,6 +396,9 @@ def main() -> None:
     parser.add_argument(
         "--channels-last", action="store_true", help="UNet weights in channels-last memory format"
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the loops with the stateless blocks compiled"
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -383,7 +428,9 @@ def main() -> None:
             _, exact_table = attention_share(exact.run)
             print(f"\nprofile of one step, {exact.label}:\n{exact_table}")
         if args.loop_steps:
-            loops = denoising_loops(unets, resolution, refs, args.loop_steps, device, dtype)
+            loops = denoising_loops(
+                unets, resolution, refs, args.loop_steps, device, dtype, compiled=args.compile
+            )
             results["steps"][resolution]["loops"] = loops
     if args.job_steps:
         job_refs = [int(x) for x in args.job_refs.split(",")]

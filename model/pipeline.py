@@ -26,6 +26,7 @@ from model.config import (
     reference_side,
 )
 from model.guidance import guided_noise_prediction
+from model.reference_noise import noised_references
 from model.step_graph import GraphedStep, graphs_available
 from model.text import encode_text
 from model.unets import BootPIGUNets
@@ -305,6 +306,15 @@ class BootPIGPipeline(DiffusionPipeline):
             else None
         )
         features = reference_features
+        # Re-noised to each step's timestep with fresh noise (the paper's Sec. 3.3), all made up front.
+        renoised_steps = [] if schedule == ONCE_PER_JOB else list(range(0, len(timesteps), schedule))
+        noisy_references = (
+            noised_references(
+                self.scheduler, reference_latents, [timesteps[i] for i in renoised_steps], generator
+            )
+            if renoised_steps
+            else None
+        )
         try:
             if features is not None:
                 self.unets.project_reference_features(features)
@@ -312,12 +322,8 @@ class BootPIGPipeline(DiffusionPipeline):
                 if should_cancel is not None and should_cancel():
                     raise GenerationCancelled(f"cancelled before step {i + 1} of {len(timesteps)}")
                 noisy_reference: tuple[torch.Tensor, ...] = ()
-                if schedule != ONCE_PER_JOB and i % schedule == 0:
-                    # Re-noised to the current timestep with fresh noise (the paper's Sec. 3.3).
-                    ref_noise = randn_tensor(
-                        reference_latents.shape, generator=generator, device=device, dtype=dtype
-                    )
-                    noisy_reference = (self.scheduler.add_noise(reference_latents, ref_noise, t.reshape(1)),)
+                if noisy_references is not None and i % schedule == 0:
+                    noisy_reference = (noisy_references[i // schedule],)
                     if graphed is None:  # the eager path keeps the features for the next m - 1 steps
                         features = self.unets.reference_features(noisy_reference[0], t, reference_embeds)
                         noisy_reference = ()

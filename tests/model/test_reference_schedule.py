@@ -123,3 +123,29 @@ def test_generate_prepares_references_at_the_reference_size_and_returns_reusable
         again = generate(tiny_pipeline, refs, config, reference_features=result.reference_features)
     assert seen == [] and again.references == []
     assert [a.tobytes() for a in again.images] == [b.tobytes() for b in result.images]
+
+
+@pytest.mark.parametrize("scheduler_name", ["unipc", "ddim"])
+def test_references_noised_up_front_equal_noising_step_by_step(scheduler_name):
+    """`noised_references` draws every step's noise before the loop: the same numbers as drawing per step."""
+    from diffusers import DDIMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from model.reference_noise import noised_references
+    from model.tiny import tiny_scheduler
+
+    scheduler = tiny_scheduler()
+    if scheduler_name == "ddim":
+        scheduler = DDIMScheduler.from_config(scheduler.config)
+    scheduler.set_timesteps(6)
+    clean = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    steps = list(scheduler.timesteps[::2])
+    up_front = noised_references(scheduler, clean, steps, torch.Generator().manual_seed(7))
+    generator = torch.Generator().manual_seed(7)
+    step_by_step = [
+        scheduler.add_noise(clean, randn_tensor(clean.shape, generator=generator), t.reshape(1))
+        for t in steps
+    ]
+    assert up_front.shape == (3, *clean.shape)
+    assert torch.equal(up_front, torch.stack(step_by_step))
+    assert not torch.equal(up_front[0], up_front[1])  # fresh noise, other timestep
