@@ -1,6 +1,7 @@
 """Load test of the service on loopback: N concurrent clients submit jobs and poll them to the end.
 
-Reports throughput and p50/p99 latency of POST /generate and GET /jobs/{id}, and, with an idle worker,
+Reports throughput and p50/p99 latency of POST /generate and GET /jobs/{id}, overall and apart for the
+opening burst (every client submits at once) and after it, and, with an idle worker,
 the queue's overhead per job (submission until a worker starts it) against the job's compute time.
 
     .venv/bin/python benchmarks/api_load.py                  # starts its own API + worker (tiny model)
@@ -40,6 +41,18 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+Timing = tuple[float, float]  # (started, seconds) of one request
+
+
+def phases(timings: list[Timing], burst_end: float) -> dict[str, dict[str, float]]:
+    """Latency in the opening burst (every client submits at once) and after it, apart: the burst is a
+    capacity spike (all uploads arrive together), the rest the steady load."""
+    return {
+        "opening_burst": summary([s for started, s in timings if started < burst_end]),
+        "after_burst": summary([s for started, s in timings if started >= burst_end]),
+    }
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -149,7 +162,7 @@ def image_files(photos: list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]
     return [("images", (f"ref{i}.jpg", photo, "image/jpeg")) for i, photo in enumerate(photos)]
 
 
-async def timed(send, times: list[float], dropped: list[str]) -> httpx.Response:
+async def timed(send, times: list[Timing], dropped: list[str]) -> httpx.Response:
     """Send, recording the latency; a keep-alive connection the server closed under us is retried."""
     for _ in range(3):
         started = time.perf_counter()
@@ -158,7 +171,7 @@ async def timed(send, times: list[float], dropped: list[str]) -> httpx.Response:
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             dropped.append(str(exc))
             continue
-        times.append(time.perf_counter() - started)
+        times.append((started, time.perf_counter() - started))
         return response
     raise RuntimeError(f"the server dropped the connection 3 times: {dropped[-1]}")
 
@@ -183,8 +196,8 @@ async def run_client(http, photos, args, posts, gets, jobs, dropped, deadline: f
 
 
 async def load(url: str, args, photos: list[bytes]) -> dict:
-    posts: list[float] = []
-    gets: list[float] = []
+    posts: list[Timing] = []
+    gets: list[Timing] = []
     jobs: list[dict] = []
     dropped: list[str] = []
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
@@ -199,6 +212,8 @@ async def load(url: str, args, photos: list[bytes]) -> dict:
             )
         )
         wall = time.perf_counter() - began
+    first_posts = sorted(posts)[: args.clients]
+    burst_end = max((started + seconds for started, seconds in first_posts), default=began)
     finished = [j for j in jobs if j["status"] == "finished"]
     return {
         "clients": args.clients,
@@ -206,8 +221,12 @@ async def load(url: str, args, photos: list[bytes]) -> dict:
         "finished": len(finished),
         "wall_s": wall,
         "jobs_per_s": len(jobs) / wall,
-        "post_generate": summary(posts) | {"per_s": len(posts) / wall},
-        "get_job": summary(gets) | {"per_s": len(gets) / wall},
+        "post_generate": summary([s for _, s in posts]) | {"per_s": len(posts) / wall},
+        "get_job": summary([s for _, s in gets]) | {"per_s": len(gets) / wall},
+        # the burst ends when the last client's first submission is answered
+        "opening_burst_s": burst_end - began,
+        "post_generate_phases": phases(posts, burst_end),
+        "get_job_phases": phases(gets, burst_end),
         "dropped_connections": len(dropped),
     }
 

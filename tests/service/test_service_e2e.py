@@ -108,6 +108,18 @@ def test_missing_tracer_weights_fail_the_job_clearly(client, photo_bytes, poll):
     assert poll(client, submit(client, photo_bytes[:1]).json()["id"])["status"] == "finished"
 
 
+def test_whole_jpeg_with_damaged_data_fails_its_job_clearly(client, photo_bytes, poll):
+    """The API checks a JPEG kept as uploaded by its headers and end marker; damage inside the
+    compressed data that the decoder refuses is the worker's to report, as a failed job."""
+    photo = photo_bytes[0]
+    third = len(photo) // 3
+    damaged = photo[:third] + b"\xff" * third + photo[2 * third :]
+    response = submit(client, [photo_bytes[1], damaged])
+    assert response.status_code == 202, response.text
+    job = poll(client, response.json()["id"])
+    assert job["status"] == "failed" and job["error"] == "reference image 1 cannot be read", job
+
+
 def test_health_ready_metrics_docs(client, service):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -124,6 +124,11 @@ def test_truncated_image(client, jpeg):
     assert_error(post(client, [jpeg[: len(jpeg) // 2]]), 422, "images", "corrupt_image")
 
 
+def test_jpeg_with_bytes_after_its_end_marker_is_decoded_and_accepted(client, jpeg):
+    """Without the end marker last the API decodes the file in full, which accepts what libjpeg reads."""
+    assert post(client, [jpeg + bytes(64)]).status_code == 202
+
+
 def test_corrupt_png_data(client):
     data = bytearray(encode(Image.effect_noise((64, 64), 50).convert("RGB"), "PNG"))
     data[60:200] = bytes(140)  # garbage inside the compressed pixel data
