@@ -9,7 +9,12 @@ seconds after its request began (or after it connected); the body's pace is watc
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import multiprocessing
+import os
+import signal
+import sys
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -69,6 +74,25 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         log.info("closing a connection whose request headers took over %g s", self.header_timeout)
         self.transport.write(REQUEST_TIMEOUT_RESPONSE)
         self.transport.close()
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def stop_with_supervisor() -> None:
+    """In an API process spawned by uvicorn's supervisor (`api_workers` > 1), end with the supervisor.
+
+    A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its workers: they would go on
+    serving the socket they inherited, so a restarted `bootpig serve` could not bind its port, and a test
+    that kills the API would leak them. Linux delivers SIGTERM (uvicorn's graceful stop) to this process
+    when its parent dies. A process not started by multiprocessing (`api_workers` = 1, tests) is left
+    alone: its parent is whoever ran it."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent.pid:  # the supervisor died before the request above was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(settings: Settings, host: str, port: int) -> None:

@@ -182,10 +182,13 @@ class JobStore:
             num_inputs=len(images),
             total=params.get("steps", 0),
             created_at=time.time(),
+            rq_id=_new_rq_id(job_id),
             **(fields or {}),
         )
         ttl = self.settings.input_ttl
+        # One transaction, one round trip: inputs, record, indexes, the caller's writes and RQ's entry.
         with self.redis.pipeline(transaction=True) as pipe:
+            pipe.multi()  # explicit, as RQ expects of a pipeline it joins
             for index, data in enumerate(images):
                 pipe.set(self.input_key(job_id, index), data, ex=ttl)
             pipe.hset(self.job_key(job_id), mapping=record.to_hash())
@@ -193,9 +196,9 @@ class JobStore:
             pipe.zadd(self.queued_key, {job_id: record.created_at})
             if also is not None:
                 also(pipe, job_id)
+            self._push(job_id, 1, record.rq_id, pipe)
             pipe.execute()
-        self.enqueue(job_id, 1)
-        return self.get(job_id) or record, True
+        return record, True
 
     def _wait_for_record(self, job_id: str) -> JobRecord | None:
         """A concurrent retry may see the key a moment before the job exists."""
@@ -209,20 +212,24 @@ class JobStore:
     def enqueue(self, job_id: str, attempt: int) -> None:
         """Hand `(job_id, attempt)` to RQ under a fresh RQ id (a retried job never reuses RQ's record)."""
         rq_id = _new_rq_id(job_id)
-        self.redis.hset(self.job_key(job_id), "rq_id", rq_id)
-        self._push(job_id, attempt, rq_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            pipe.hset(self.job_key(job_id), "rq_id", rq_id)
+            self._push(job_id, attempt, rq_id, pipe)
+            pipe.execute()
 
-    def _push(self, job_id: str, attempt: int, rq_id: str) -> None:
-        self.queue.enqueue(
+    def _push(self, job_id: str, attempt: int, rq_id: str, pipe: redis.client.Pipeline | None = None) -> None:
+        """RQ's entry for the job; with `pipe`, RQ adds its commands to the caller's transaction."""
+        self.queue.enqueue_call(
             RUN_JOB,
-            job_id,
-            attempt,
+            args=(job_id, attempt),
             job_id=rq_id,
-            job_timeout=int(self.settings.job_timeout) + RQ_TIMEOUT_GRACE,
+            timeout=int(self.settings.job_timeout) + RQ_TIMEOUT_GRACE,
             ttl=self.settings.input_ttl,
             result_ttl=600,
             failure_ttl=self.settings.ended_job_ttl,
             description=f"bootpig job {job_id} attempt {attempt}",
+            pipeline=pipe,
         )
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -400,8 +407,9 @@ class JobStore:
     def recover_orphans(self) -> list[tuple[str, str]]:
         """Enqueue again queued jobs that are missing from RQ's queue for `heartbeat_ttl` (twice seen).
 
-        A job is put in the queue in two steps (record, then RQ entry); a process dying in between would
-        leave it `queued` forever. Checking costs one LPOS per queued job and `heartbeat_ttl`."""
+        A job sent back to the queue (reaped, released) gets its record changed, then its RQ entry; a
+        process dying in between would leave it `queued` forever (a new job gets both in one
+        transaction). Checking costs one LPOS per queued job and `heartbeat_ttl`."""
         now = time.time()
         grace = self.settings.heartbeat_ttl
         outcomes = []

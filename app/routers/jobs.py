@@ -91,24 +91,24 @@ async def submit(
         name: value for name, value in (("subject_id", job.subject_id), ("webhook", job.webhook)) if value
     }
     fingerprint = request_fingerprint(params | extra, images) if idempotency_key is not None else None
-    register_webhook = None
-    if job.webhook:
-        webhooks, base_url, webhook = WebhookQueue(store.redis, settings), str(request.base_url), job.webhook
+    webhooks = WebhookQueue(store.redis, settings) if job.webhook else None
+    base_url = str(request.base_url)
 
-        def register_webhook(pipe, job_id: str) -> None:
-            webhooks.register(job_id, webhook, base_url, pipe)
+    def with_the_job(pipe, job_id: str) -> None:
+        """Writes that land in the job's creating transaction: the client's count, its webhook."""
+        quota.add(client, job_id, pipe)
+        if webhooks is not None:
+            webhooks.register(job_id, job.webhook, base_url, pipe)
 
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
         params["seed"] = draw_seed()
     try:
         record, created = await run_in_threadpool(
-            store.create, owner, params, images, idempotency_key, fingerprint, extra, register_webhook
+            store.create, owner, params, images, idempotency_key, fingerprint, extra, with_the_job
         )
     except IdempotencyConflict as exc:
         submissions.labels("rejected").inc()
         raise APIError(422, "idempotency_key_reused", f"{exc}; use a new key", IDEMPOTENCY_HEADER) from None
-    if created:
-        await run_in_threadpool(quota.add, client, record.id)
     submissions.labels("accepted" if created else "replayed").inc()
     body = view(store, record).model_dump(mode="json")
     headers = {"Location": f"/jobs/{record.id}"}

@@ -6,6 +6,7 @@ import signal
 import time
 
 import httpx
+import psutil
 import pytest
 from service_http import submit as submit_job
 
@@ -147,6 +148,19 @@ def test_restarting_the_api_loses_no_job(faults, photo_bytes, poll):
     restarted = faults.start_api()
     with httpx.Client(base_url=restarted, timeout=30) as client:
         assert poll(client, job_id)["status"] == "finished"
+
+
+def test_api_processes_end_when_their_supervisor_is_killed(faults):
+    """`bootpig serve` runs api_workers (2) uvicorn processes; SIGKILLed, it cannot stop them itself."""
+    faults.start_api()
+    supervisor = faults.processes[-1]
+    children = psutil.Process(supervisor.pid).children(recursive=True)
+    api_processes = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert len(api_processes) == 2, [c.cmdline() for c in children]
+    supervisor.kill()
+    supervisor.wait()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, [p.pid for p in alive]
 
 
 def test_killed_worker_with_a_fixed_name_restarts_at_once(make_stack, photo_bytes, poll):
