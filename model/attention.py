@@ -197,7 +197,7 @@ class ReferenceAttnProcessor(AttnProcessor2_0):
         references attends over each reference's keys alone. With s_i = sigmoid(L_i - L_self),
         RSA(f, f_ref_i) before W_o is O_self + s_i (O_i - O_self), so the pooling sees the exact
         differences o_i - o = W_o s_i (O_i - O_self) (no bias). Modes linear in the o_i (average,
-        concat, one reference) pool before W_o and project once.
+        concat, one reference) mix before W_o, so each row is projected once.
         """
         ctx = self.context
         k, shared = f_ref.shape[:2]
@@ -233,14 +233,19 @@ class ReferenceAttnProcessor(AttnProcessor2_0):
             return F.linear(_merge_heads(x).to(f.dtype), project.weight)
 
         parts = list(zip(outs, lses, strict=True))
-        if ctx.pooling is Pooling.concat:
-            shares = joint_shares(l_r, torch.stack(lses))
-            delta = bias_free(sum(share * (out - o_r) for share, out in zip(shares, outs, strict=True)))
-        elif k == 1 or ctx.pooling is Pooling.average:
-            delta = bias_free(sum(reference_share(l_r, lse) * (out - o_r) for out, lse in parts) / k)
-        else:  # softmax, argmax: the per-pixel norms need each difference after W_o
-            deltas = torch.stack([bias_free(reference_share(l_r, lse) * (out - o_r)) for out, lse in parts])
-            delta = pool_reference_deltas(deltas, ctx.pooling)
+        if ctx.pooling is Pooling.concat or k == 1 or ctx.pooling is Pooling.average:
+            # Linear in the o_i: mix before W_o, so every row is projected once.
+            if ctx.pooling is Pooling.concat:
+                shares = joint_shares(l_r, torch.stack(lses))
+                pre = sum(share * (out - o_r) for share, out in zip(shares, outs, strict=True))
+            else:
+                pre = sum(reference_share(l_r, lse) * (out - o_r) for out, lse in parts) / k
+            pre = (o_r + pre).to(o_self.dtype)
+            heads_out = pre if rows is None else o_self.index_copy(0, rows, pre)
+            return attn.to_out[1](project(_merge_heads(heads_out)))
+        # softmax, argmax: the per-pixel norms need each difference after W_o
+        deltas = torch.stack([bias_free(reference_share(l_r, lse) * (out - o_r)) for out, lse in parts])
+        delta = pool_reference_deltas(deltas, ctx.pooling)
         plain = project(_merge_heads(o_self))
         mixed = plain + delta if rows is None else plain.index_add(0, rows, delta)
         return attn.to_out[1](mixed)
