@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel, UniPCMultistepScheduler
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from model.config import MethodConfig
 from model.tokenizer import build_clip_tokenizer
@@ -104,13 +104,17 @@ def tiny_scheduler() -> UniPCMultistepScheduler:
 
 
 def sd_pipeline(
-    vae: AutoencoderKL, text_encoder: CLIPTextModel, unet: UNet2DConditionModel
+    vae: AutoencoderKL,
+    text_encoder: CLIPTextModel,
+    unet: UNet2DConditionModel,
+    tokenizer: CLIPTokenizer | None = None,
 ) -> StableDiffusionPipeline:
-    """SD 2.1's parts around these networks: the offline CLIP tokenizer, UniPC, no safety checker."""
+    """SD 2.1's parts around these networks: the offline CLIP tokenizer (or `tokenizer`), UniPC, no
+    safety checker."""
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
-        tokenizer=build_clip_tokenizer(),
+        tokenizer=tokenizer or build_clip_tokenizer(),
         unet=unet,
         scheduler=tiny_scheduler(),
         safety_checker=None,

@@ -19,8 +19,8 @@ from transformers import CLIPTextModel
 
 from model.text import encode_text
 from model.tiny import sd_pipeline, tiny_scheduler
-from model.tokenizer import build_clip_tokenizer
 from model.toyworld.data import SceneBank, as_tensor
+from model.toyworld.encoders import toy_tokenizer
 from model.toyworld.fit import averaged_copy, batches, fit
 
 KL_WEIGHT = 1e-6
@@ -117,7 +117,7 @@ def train_unet(
     """
     torch.manual_seed(seed)
     latents = encode_bank(vae, bank.images)
-    tokenizer = build_clip_tokenizer()
+    tokenizer = toy_tokenizer()
     unique = sorted(set(bank.captions))
     with torch.no_grad():
         table = torch.cat(
@@ -160,7 +160,7 @@ def train_unet(
 
 def save_base_model(directory: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, unet) -> Path:
     """Write SD 2.1's folder layout: model_index.json, vae/, text_encoder/, tokenizer/, unet/, scheduler/."""
-    sd_pipeline(vae, text_encoder, unet).save_pretrained(directory)
+    sd_pipeline(vae, text_encoder, unet, toy_tokenizer()).save_pretrained(directory)
     return directory
 
 

@@ -57,8 +57,9 @@ def quality_bar(
 def judge_unet(vae, text_encoder, unet, classifier, steps: int, seed: int) -> QualityResult:
     """The quality bar (one sample per prompt) of UNet weights mid-training, e.g. a moving average."""
     from model.tiny import sd_pipeline
+    from model.toyworld.encoders import toy_tokenizer
 
-    pipe = sd_pipeline(vae, text_encoder, unet)
+    pipe = sd_pipeline(vae, text_encoder, unet, toy_tokenizer())
     pipe.set_progress_bar_config(disable=True)
     was_training = unet.training
     try:

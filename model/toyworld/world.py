@@ -227,6 +227,11 @@ def caption(shape: str, scene: str, placement: str) -> str:
     return f"A photo of {article} {shape}, {placement} {SCENES[scene]}"
 
 
+def all_captions() -> list[str]:
+    """Every caption the grammar can write: the toy text encoders' vocabulary is made of their words."""
+    return [caption(sh, sc, pl) for sh in SHAPES for sc in SCENE_NAMES for pl in PLACEMENTS]
+
+
 @dataclass
 class Sample:
     subject: Subject

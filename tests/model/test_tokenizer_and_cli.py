@@ -23,6 +23,21 @@ def test_offline_tokenizer_matches_open_clip(text):
     assert ours[-1] == 49407
 
 
+def test_tokenizer_reduced_to_a_corpus_tokenizes_it_as_clip_does_and_anything_else_without_unknowns():
+    corpus = ["A photo of a star, lying on a red carpet", "a photo of an umbrella, next to a sandy beach"]
+    full, reduced = build_clip_tokenizer(), build_clip_tokenizer(corpus)
+    assert 512 < len(reduced) < 600  # the byte symbols, the corpus's merges, two special tokens
+    for text in corpus:
+        assert reduced.tokenize(text) == full.tokenize(text)
+    for text in ["a dog in the snow", "héllo 😎 sneakers!!"]:
+        pieces = reduced.tokenize(text)
+        assert "".join(pieces) == "".join(full.tokenize(text))  # the same bytes, in smaller pieces
+        assert len(pieces) > len(full.tokenize(text))
+        ids = reduced(text).input_ids
+        assert reduced.unk_token_id not in ids[1:-1] and max(ids) < len(reduced)
+    assert (reduced.bos_token_id, reduced.eos_token_id) == (len(reduced) - 2, len(reduced) - 1)
+
+
 def run_cli(*args, env=None):
     return subprocess.run(
         [sys.executable, "-m", "bootpig.cli", *args],

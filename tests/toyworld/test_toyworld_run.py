@@ -38,6 +38,9 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
 
     trained = BootPIGPipeline.from_pretrained(out / "base-model", out / "bootpig" / "white-erasing" / "final")
     assert trained.has_trained_weights and trained.reference_size == 64
+    # the text encoder knows the captions' words only (no 49,408-row table), and any prompt still works
+    assert trained.text_encoder.config.vocab_size == len(trained.tokenizer) < 1000
+    assert trained.encode_prompt("a dog wearing sunglasses, on the moon 🌙").isfinite().all()
 
     rows = json.loads((out / "results.json").read_text())
     assert {"reference views", "text-only", "untrained", "trained k=1", "trained k=2 softmax"} <= set(rows)
