@@ -30,6 +30,12 @@ class ToyWorldConfig(BaseModel):
         5.0, gt=0, description="Min-SNR loss weighting of the base UNet (None: plain epsilon loss)."
     )
     clip_steps: int = Field(300, ge=1)
+    clip_view_steps: int = Field(
+        300,
+        ge=0,
+        description="Then train the toy CLIP's image tower on captions and views of one subject, so "
+        "CLIP-I sees appearance, which toy captions never name (0: captions only; docs/toyworld.md).",
+    )
     dino_steps: int = Field(400, ge=1)
     clipseg_steps: int = Field(1200, ge=1)
     sample_steps: int = Field(
@@ -93,6 +99,7 @@ def reduced_config() -> ToyWorldConfig:
         unet_steps=2,
         unet_judge_every=1,  # one judged checkpoint (step 1), so the path is exercised
         clip_steps=2,
+        clip_view_steps=2,
         dino_steps=2,
         clipseg_steps=2,
         sample_steps=2,

@@ -3,7 +3,8 @@
 Stages, each skipped when DIR/stages/<stage>.json says it finished (so a rerun resumes):
 world (render data banks) -> classifier -> encoders (toy CLIP, toy DINO, tiny CLIPSeg) -> vae -> base
 (UNet from scratch, reading the toy CLIP's text tower) -> base_check (quality bar through
-`AutoPipelineForText2Image`) -> heldout (a DreamBooth-layout folder of unseen subjects) -> synth
+`AutoPipelineForText2Image`) -> heldout (a DreamBooth-layout folder of unseen subjects) -> bounds
+(the renderer as a perfect personalizer and a perfect text-only model, scored like every row) -> synth
 (`bootpig synth`) -> train (`bootpig train`) -> eval (`bootpig eval`, one call per row) -> ablation
 (noise-filled random erasing) -> report (table, grid picture).
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from model.toyworld.bounds import OTHER_ROW, SUBJECT_ROW
 from model.toyworld.config import ToyWorldConfig
 from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SCENES, SHAPES, Subject, caption, views
 
@@ -29,12 +31,13 @@ log = logging.getLogger(__name__)
 
 STAGES = (
     "world", "classifier", "encoders", "vae", "base", "base_check",
-    "heldout", "synth", "train", "eval", "ablation", "report",
+    "heldout", "bounds", "synth", "train", "eval", "ablation", "report",
 )  # fmt: skip
 EVAL_SCENES = ("grass", "night", "carpet", "sea", "beach", "desert", "wood", "snow")
 INDEPENDENT_STAGES = ("encoders", "vae", "classifier")  # need only the world; longest first
 HELDOUT_STREAM = 10_000  # held-out appearances come from their own seed stream, never seen in training
 UNTRAINED, TEXT_ONLY = "untrained", "text-only"
+BOUND_ROWS = (SUBJECT_ROW, OTHER_ROW)
 MAIN_RUN, NOISE_RUN = "white-erasing", "noise-erasing"  # training runs, named by their erasing fill
 
 
@@ -289,8 +292,10 @@ class ToyWorld:
 
         c = self.config
         bank = self.scenes()
-        train_toy_clip(bank, self.path("encoders", "clip"), c.clip_steps, c.seed, self.progress)
-        train_toy_dino(self.view_bank(), self.path("encoders", "dino"), c.dino_steps, c.seed, self.progress)
+        views = self.view_bank()
+        clip = self.path("encoders", "clip")
+        train_toy_clip(bank, clip, c.clip_steps, c.seed, self.progress, views, c.clip_view_steps)
+        train_toy_dino(views, self.path("encoders", "dino"), c.dino_steps, c.seed, self.progress)
         train_toy_clipseg(bank, self.path("encoders", "clipseg"), c.clipseg_steps, c.seed, self.progress)
         return {}
 
@@ -320,6 +325,24 @@ class ToyWorld:
         lines += ["", "Object Prompts", *prompt_lines, "", "Live Subject Prompts", *prompt_lines]
         (root / "prompts_and_classes.txt").write_text("\n".join(lines) + "\n")
         return {"subjects": len(subjects), "views": c.heldout_views}
+
+    def stage_bounds(self) -> dict:
+        """What the metrics allow a generator in the prompted scenes (model/toyworld/bounds.py)."""
+        from model.toyworld.bounds import score_bounds
+
+        c = self.config
+        rows = score_bounds(
+            lambda row: self.path("eval", self.row_folder(row)),
+            self.path("heldout"),
+            self.heldout_subjects(),
+            [scene for scene, _ in self.eval_prompts()],
+            c.images_per_prompt,
+            c.size,
+            (self.path("encoders", "clip"), self.path("encoders", "dino")),
+            c.seed,
+            self.progress,
+        )
+        return {"rows": rows}
 
     # ------------------------------------------------------------------------------ the recipe
     def stage_synth(self) -> dict:
@@ -460,16 +483,17 @@ class ToyWorld:
     def stage_report(self) -> dict:
         classifier = self.classifier()
         rows: dict[str, dict] = {}
-        for row in self.eval_rows() | self.ablation_rows():
+        for row in (*BOUND_ROWS, *self.eval_rows(), *self.ablation_rows()):
             metrics_file = self.path("eval", self.row_folder(row), "metrics.json")
             if not metrics_file.is_file():  # a row not run (yet), e.g. the ablation
                 continue
             metrics = json.loads(metrics_file.read_text())
             results = metrics["results"]
-            if row == UNTRAINED:
+            if row == BOUND_ROWS[0]:
                 rows["reference views"] = {
                     k: results["reference_images"]["overall"][k] for k in ("clip_i", "dino")
                 }
+            if row == UNTRAINED:
                 rows[TEXT_ONLY] = results["sd"]["overall"] | self.prompt_accuracy(row, "sd", classifier)
             rows[row] = results["bootpig"]["overall"] | self.prompt_accuracy(row, "bootpig", classifier)
         _write_json(self.path("results.json"), rows)

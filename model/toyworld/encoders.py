@@ -1,7 +1,12 @@
 """Toy stand-ins for the evaluation encoders, saved as transformers folders `bootpig eval` loads.
 
 - Toy CLIP (`CLIPModel` + `CLIPProcessor`): trained contrastively on (render, caption) pairs, so its
-  image-text cosine (CLIP-T) says whether an image shows the prompt's shape and scene.
+  image-text cosine (CLIP-T) says whether an image shows the prompt's shape and scene. Toy captions
+  never name colours or patterns, so that alone leaves the image tower blind to a subject's appearance
+  (CLIP-I could not move even for a perfect generator); a second phase trains the image tower alone on
+  captions *and* views of one subject (as SLIP adds self-supervision to CLIP), standing in for the
+  colour and texture words real CLIP learns from. The text tower, which the base model reads, is
+  frozen in that phase.
 - Toy DINO (`ViTModel` + `ViTImageProcessor`): trained so that views of one subject (other pose, on
   white or in a scene) embed close and other subjects far apart: the analogue of DINO's sensitivity to
   a subject's identity (shape *and* appearance), which is what subject fidelity measures.
@@ -87,12 +92,45 @@ def _soft_contrastive(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, sc
 def _fit_and_save(model, processor, loss_at, steps: int, desc: str, directory: Path, progress: bool) -> Path:
     """Train, then save model and processor together: a folder `from_pretrained` loads like a hub id."""
     fit(model.parameters(), loss_at, steps, 1e-3, desc, progress=progress)
+    return _save(model, processor, directory)
+
+
+def _save(model, processor, directory: Path) -> Path:
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
 
 
-def train_toy_clip(bank: SceneBank, directory: Path, steps: int, seed: int, progress: bool = True) -> Path:
+def _views_contrastive(embed, pixels: torch.Tensor, idx: torch.Tensor, generator: torch.Generator):
+    """Two random views of each subject in the batch are the positives, every other image a negative."""
+    views = pixels.shape[1]
+    first = torch.randint(0, views, (len(idx),), generator=generator)
+    second = (first + torch.randint(1, views, (len(idx),), generator=generator)) % views
+    z = F.normalize(embed(torch.cat([pixels[idx, first], pixels[idx, second]])), dim=-1)
+    labels = torch.cat([idx, idx])
+    logits = z @ z.T / 0.1 - torch.eye(len(z)) * 1e4  # a view is not its own positive
+    positive = (labels[:, None] == labels[None, :]).float() - torch.eye(len(z))
+    return F.cross_entropy(logits, positive / positive.sum(1, keepdim=True))
+
+
+def _view_pixels(processor, bank: ViewBank) -> torch.Tensor:
+    subjects, views, size = bank.images.shape[:3]
+    return pixel_values(processor, bank.images.reshape(-1, size, size, 3)).view(
+        subjects, views, 3, size, size
+    )
+
+
+def train_toy_clip(
+    bank: SceneBank,
+    directory: Path,
+    steps: int,
+    seed: int,
+    progress: bool = True,
+    views: ViewBank | None = None,
+    view_steps: int = 0,
+) -> Path:
+    """Image-text contrastive for `steps`, then `view_steps` of the image tower alone on captions plus
+    views of one subject (text tower frozen, so the base model's text encoder does not change)."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     torch.manual_seed(seed)
@@ -111,18 +149,44 @@ def train_toy_clip(bank: SceneBank, directory: Path, steps: int, seed: int, prog
     labels = torch.from_numpy(bank.shapes * 100 + bank.scenes)
     pick = batches(len(bank), 64, seed)
 
-    def loss_at(step: int) -> torch.Tensor:
-        idx = pick(step)
-        image = model.get_image_features(pixel_values=pixels[idx])
-        ids = caption_index[idx]
+    def image_features(x: torch.Tensor) -> torch.Tensor:
+        image = model.get_image_features(pixel_values=x)
+        return getattr(image, "pooler_output", image)
+
+    def text_features(ids: torch.Tensor) -> torch.Tensor:
         text = model.get_text_features(
             input_ids=tokens.input_ids[ids], attention_mask=tokens.attention_mask[ids]
         )
-        image = getattr(image, "pooler_output", image)
-        text = getattr(text, "pooler_output", text)
-        return _soft_contrastive(image, text, labels[idx], model.logit_scale.exp().clamp(max=100))
+        return getattr(text, "pooler_output", text)
 
-    return _fit_and_save(model, processor, loss_at, steps, "toy clip", directory, progress)
+    def loss_at(step: int) -> torch.Tensor:
+        idx = pick(step)
+        text = text_features(caption_index[idx])
+        return _soft_contrastive(
+            image_features(pixels[idx]), text, labels[idx], model.logit_scale.exp().clamp(max=100)
+        )
+
+    fit(model.parameters(), loss_at, steps, 1e-3, "toy clip", progress=progress)
+    if view_steps and views is not None:
+        model.requires_grad_(False)
+        model.vision_model.requires_grad_(True)
+        model.visual_projection.requires_grad_(True)
+        with torch.no_grad():
+            captions = text_features(torch.arange(len(unique)))
+        view_pixels = _view_pixels(processor.image_processor, views)
+        pick_subjects = batches(len(view_pixels), 32, seed + 1)
+        generator = torch.Generator().manual_seed(seed)
+        scale = model.logit_scale.exp().clamp(max=100).detach()
+
+        def both_at(step: int) -> torch.Tensor:
+            idx = pick(step)
+            text = _soft_contrastive(
+                image_features(pixels[idx]), captions[caption_index[idx]], labels[idx], scale
+            )
+            return text + _views_contrastive(image_features, view_pixels, pick_subjects(step), generator)
+
+        fit(model.parameters(), both_at, view_steps, 1e-3, "toy clip: views", progress=progress)
+    return _save(model, processor, directory)
 
 
 def train_toy_dino(bank: ViewBank, directory: Path, steps: int, seed: int, progress: bool = True) -> Path:
@@ -130,27 +194,17 @@ def train_toy_dino(bank: ViewBank, directory: Path, steps: int, seed: int, progr
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     torch.manual_seed(seed)
-    subjects, views, size = bank.images.shape[:3]
+    size = bank.images.shape[2]
     model = ViTModel(ViTConfig(**_vision(size, layers=4)), add_pooling_layer=False)
     processor = ViTImageProcessor(size={"height": size, "width": size})
-    pixels = pixel_values(processor, bank.images.reshape(-1, size, size, 3)).view(
-        subjects, views, 3, size, size
-    )
-    pick = batches(subjects, 48, seed)
+    pixels = _view_pixels(processor, bank)
+    pick = batches(len(pixels), 48, seed)
     generator = torch.Generator().manual_seed(seed)
 
     def loss_at(step: int) -> torch.Tensor:
-        idx = pick(step)
-        first = torch.randint(0, views, (len(idx),), generator=generator)
-        second = (first + torch.randint(1, views, (len(idx),), generator=generator)) % views
-        x = torch.cat([pixels[idx, first], pixels[idx, second]])
-        cls = model(pixel_values=x).last_hidden_state[:, 0]
-        labels = torch.cat([idx, idx])
-        z = F.normalize(cls, dim=-1)
-        logits = z @ z.T / 0.1
-        logits = logits - torch.eye(len(z)) * 1e4  # a view is not its own positive
-        positive = (labels[:, None] == labels[None, :]).float() - torch.eye(len(z))
-        return F.cross_entropy(logits, positive / positive.sum(1, keepdim=True))
+        return _views_contrastive(
+            lambda x: model(pixel_values=x).last_hidden_state[:, 0], pixels, pick(step), generator
+        )
 
     return _fit_and_save(model, processor, loss_at, steps, "toy dino", directory, progress)
 

@@ -46,6 +46,7 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
     assert {"reference views", "text-only", "untrained", "trained k=1", "trained k=2 softmax"} <= set(rows)
     assert "trained k=2 softmax, reference every step (exact)" in rows  # another schedule's row
     assert "trained k=2 softmax, noise erasing" in rows  # --ablation
+    assert {"renderer: the subject", "renderer: another subject"} <= set(rows)  # the metrics' bounds
     for name, row in rows.items():
         keys = ("clip_i", "dino") if name == "reference views" else ("clip_t", "clip_i", "dino")
         keys += () if name == "reference views" else ("shape_accuracy", "scene_accuracy")

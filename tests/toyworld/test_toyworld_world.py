@@ -75,3 +75,33 @@ def test_views_of_one_subject_differ_in_pose_but_keep_its_colours():
     same = np.abs(colours(shots[0]) - colours(shots[1])).sum()
     different = np.abs(colours(shots[0]) - colours(views(other, 1, 64, rng)[0])).sum()
     assert same < different
+
+
+def test_bound_rows_show_the_subject_or_another_appearance_of_its_shape_in_the_prompted_scene(tmp_path):
+    """The renderer's bound rows (model/toyworld/bounds.py), where `bootpig eval` saves a row's images."""
+    from PIL import Image
+
+    from model.eval.plan import image_path
+    from model.toyworld.bounds import render_row
+    from model.toyworld.world import Appearance
+
+    red, blue = (255, 0, 0), (0, 0, 255)
+    subject = Subject("cube", Appearance("stripes", ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), 0.0, 0.5))
+    scenes = ["snow", "night"]
+
+    def row(same_subject: bool) -> list[list[np.ndarray]]:
+        out = tmp_path / str(same_subject)
+        render_row(out, {"cube1": subject}, scenes, 2, 64, same_subject, (0,))
+        return [
+            [np.asarray(Image.open(image_path(out, "bootpig", "cube1", p, i))) for i in range(2)]
+            for p in range(len(scenes))
+        ]
+
+    def shows(image: np.ndarray, colour) -> bool:
+        return bool((image == colour).all(axis=-1).any())
+
+    for same_subject in (True, False):
+        images = row(same_subject)
+        snow, night = (np.mean(images[p]) for p in range(2))
+        assert snow > night + 80  # each prompt's scene
+        assert all(shows(im, red) and shows(im, blue) for im in images[0] + images[1]) == same_subject
