@@ -7,6 +7,7 @@ See docs/toyworld.md. Every stage goes through the production code (`bootpig syn
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -25,7 +26,13 @@ def register(subparsers) -> None:
         help="run just this stage (its inputs must exist), e.g. `--only encoders` in a second process "
         "while the first trains the base model",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the whole world (default: 0)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="a JSON file of `ToyWorldConfig` settings (e.g. another run's config.json with one size "
+        "changed) instead of the defaults; --seed and --ablation still apply on top",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the whole world (default: 0)")
     p.add_argument(
         "--ablation",
         action="store_true",
@@ -63,8 +70,15 @@ def run(args: argparse.Namespace) -> int:
     if threads < 1 or processes < 1:
         raise ValueError("--threads and --processes must be at least 1")
     torch.set_num_threads(threads)
-    config = (reduced_config() if args.reduced else ToyWorldConfig()).model_copy(
-        update={"seed": args.seed} | ({"erasing_ablation": True} if args.ablation else {})
+    if args.config and args.reduced:
+        raise ValueError("--config and --reduced are alternatives: pick one")
+    if args.config:
+        config = ToyWorldConfig.model_validate_json(Path(args.config).read_text())
+    else:
+        config = reduced_config() if args.reduced else ToyWorldConfig()
+    config = config.model_copy(
+        update=({"seed": args.seed} if args.seed is not None else {})
+        | ({"erasing_ablation": True} if args.ablation else {})
     )
     world = ToyWorld(args.out, config, progress=not args.no_progress)
     started = time.perf_counter()

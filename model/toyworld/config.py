@@ -57,6 +57,11 @@ class ToyWorldConfig(BaseModel):
         description="`TrainConfig.reference_timestep`: references noised to this fixed timestep (None: the "
         "paper's shared t, which the toy world shows switching the references off; docs/toyworld.md).",
     )
+    train_reference_key_scale: float = Field(
+        1.0,
+        gt=0,
+        description="`MethodConfig.reference_key_scale` the BootPIG model is trained (and so served) with.",
+    )
     train_clean_image_weight_cap: float | None = Field(
         None, gt=0, description="`TrainConfig.clean_image_weight_cap` (None: the paper's plain loss)."
     )

@@ -396,6 +396,7 @@ class ToyWorld:
             "augmentation": {"erasing_fill": erasing_fill},
             "reference_timestep": c.train_reference_timestep,
             "clean_image_weight_cap": c.train_clean_image_weight_cap,
+            "method": {"reference_key_scale": c.train_reference_key_scale},
         }
         config_file = self.path(f"train-{run}.yaml")
         config_file.write_text(yaml.safe_dump(settings))

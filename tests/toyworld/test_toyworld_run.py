@@ -83,3 +83,20 @@ def test_a_folder_built_before_a_setting_existed_resumes_with_its_default(tmp_pa
     changed = reduced_config().model_copy(update={"eval_reference_caption": "prompt"})
     with pytest.raises(ValueError, match="other settings"):
         ToyWorld(out, changed, progress=False)
+
+
+def test_settings_from_a_file_build_and_resume_a_run_with_them(tmp_path, capsys):
+    """`--config FILE`: another run's config.json with one setting changed starts (and resumes) a run."""
+    from model.toyworld.config import reduced_config
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(reduced_config().model_copy(update={"train_steps": 5}).model_dump_json())
+    out = tmp_path / "world"
+    args = ["toyworld", "--out", str(out), "--config", str(settings), "--until", "world", "--no-progress"]
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["train_steps"] == 5
+    assert main(args) == 0  # the same file resumes
+    assert main(["toyworld", "--out", str(out), "--reduced", "--until", "world", "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert main([*args, "--reduced"]) == 2
+    assert "alternatives" in capsys.readouterr().err
