@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -57,10 +59,10 @@ class ToyWorldConfig(BaseModel):
         description="`TrainConfig.reference_timestep`: references noised to this fixed timestep (None: the "
         "paper's shared t, which the toy world shows switching the references off; docs/toyworld.md).",
     )
-    train_reference_key_scale: float = Field(
-        1.0,
-        gt=0,
-        description="`MethodConfig.reference_key_scale` the BootPIG model is trained (and so served) with.",
+    train_overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other `bootpig train` settings (TrainConfig fields), written over the driver's, e.g. "
+        '{"lr_rsa": 2e-5} or {"method": {"reference_key_scale": 2.0}}.',
     )
     train_clean_image_weight_cap: float | None = Field(
         None, gt=0, description="`TrainConfig.clean_image_weight_cap` (None: the paper's plain loss)."

@@ -380,8 +380,17 @@ class ToyWorld:
     def train(self, run: str, erasing_fill: str) -> None:
         import yaml
 
+        config_file = self.path(f"train-{run}.yaml")
+        config_file.write_text(yaml.safe_dump(self.train_settings(erasing_fill)))
+        _cli(
+            "train", "--model", self.base_model, "--data", self.path("triplets"), "--output",
+            self.path("bootpig", run), "--config", config_file, "--resume", "--local-files-only",
+        )  # fmt: skip
+
+    def train_settings(self, erasing_fill: str) -> dict:
+        """The `bootpig train` config file's settings: the run's sizes, then `train_overrides`."""
         c = self.config
-        settings = {
+        return {
             "resolution": c.size,
             "batch_size": c.train_batch,
             "micro_batch_size": c.train_batch,
@@ -396,14 +405,7 @@ class ToyWorld:
             "augmentation": {"erasing_fill": erasing_fill},
             "reference_timestep": c.train_reference_timestep,
             "clean_image_weight_cap": c.train_clean_image_weight_cap,
-            "method": {"reference_key_scale": c.train_reference_key_scale},
-        }
-        config_file = self.path(f"train-{run}.yaml")
-        config_file.write_text(yaml.safe_dump(settings))
-        _cli(
-            "train", "--model", self.base_model, "--data", self.path("triplets"), "--output",
-            self.path("bootpig", run), "--config", config_file, "--resume", "--local-files-only",
-        )  # fmt: skip
+        } | c.train_overrides
 
     def stage_eval(self) -> dict:
         """`bootpig eval` with the toy encoders, one call per row (the untrained one adds text-only)."""

@@ -100,3 +100,17 @@ def test_settings_from_a_file_build_and_resume_a_run_with_them(tmp_path, capsys)
     assert "other settings" in capsys.readouterr().err
     assert main([*args, "--reduced"]) == 2
     assert "alternatives" in capsys.readouterr().err
+
+
+def test_train_overrides_are_written_over_the_drivers_settings_and_validate(tmp_path):
+    from model.toyworld.config import reduced_config
+    from model.toyworld.driver import ToyWorld
+    from model.train.config import load_train_config
+
+    overrides = {"lr_rsa": 2e-5, "method": {"reference_key_scale": 2.0}}
+    world = ToyWorld(tmp_path / "w", reduced_config().model_copy(update={"train_overrides": overrides}))
+    settings = world.train_settings("white")
+    assert settings["lr_rsa"] == 2e-5 and settings["lr_reference"] == world.config.lr
+    config = load_train_config(None, model="m", data=tmp_path, output=tmp_path / "o", **settings)
+    assert config.lr_rsa == 2e-5 and config.method.reference_key_scale == 2.0
+    assert config.augmentation.erasing_fill == "white" and config.max_steps == world.config.train_steps
