@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         help="a JSON file of `ToyWorldConfig` settings (e.g. another run's config.json with one size "
         "changed) instead of the defaults; --seed and --ablation still apply on top",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed of the whole world (default: 0)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the whole world (default: 0, or the --config file's)"
+    )
     p.add_argument(
         "--ablation",
         action="store_true",
