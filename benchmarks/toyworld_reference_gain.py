@@ -51,12 +51,15 @@ def write_oracle_triplets(world: Path, count: int, out: Path) -> None:
 
 @torch.no_grad()
 def reference_gain(world: Path, data: Path, weights: str, batches: int, batch_size: int) -> dict[str, float]:
-    """Mean loss with and without the reference on the same batches, noise and timesteps."""
+    """Mean loss with and without the reference on the same batches, noise and timesteps; references are
+    noised as the world's training noised them (its `train_reference_timestep`)."""
+    settings = json.loads((world / "config.json").read_text())
     config = TrainConfig(
         model=str(world / "base-model"),
         data=str(data),
         output=str(world / ".gain"),
-        resolution=json.loads((world / "config.json").read_text())["size"],
+        resolution=settings["size"],
+        reference_timestep=settings.get("train_reference_timestep"),
         init_bootpig=None if weights == "untrained" else weights,
         local_files_only=True,
         caption_drop=0.0,
