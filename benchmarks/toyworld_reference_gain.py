@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.toyworld.config import ToyWorldConfig
 from model.toyworld.data import scene_bank
 from model.toyworld.world import SHAPES
 from model.train.config import TrainConfig
@@ -29,9 +30,14 @@ from model.train.loop import load_models, training_loss
 from model.triplets import TripletRecord, append_record, mask_path, target_path
 
 
+def world_config(world: Path) -> ToyWorldConfig:
+    """The run's settings; one absent from an older config.json counts as its default, as when resuming."""
+    return ToyWorldConfig.model_validate_json((world / "config.json").read_text())
+
+
 def write_oracle_triplets(world: Path, count: int, out: Path) -> None:
-    config = json.loads((world / "config.json").read_text())
-    bank = scene_bank(world / "world" / "scenes-train.npz", config["scene_images"], config["size"], 0)
+    config = world_config(world)
+    bank = scene_bank(world / "world" / "scenes-train.npz", config.scene_images, config.size, 0)
     (out / "targets").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     for i in range(min(count, len(bank))):
@@ -53,13 +59,13 @@ def write_oracle_triplets(world: Path, count: int, out: Path) -> None:
 def reference_gain(world: Path, data: Path, weights: str, batches: int, batch_size: int) -> dict[str, float]:
     """Mean loss with and without the reference on the same batches, noise and timesteps; references are
     noised as the world's training noised them (its `train_reference_timestep`)."""
-    settings = json.loads((world / "config.json").read_text())
+    settings = world_config(world)
     config = TrainConfig(
         model=str(world / "base-model"),
         data=str(data),
         output=str(world / ".gain"),
-        resolution=settings["size"],
-        reference_timestep=settings.get("train_reference_timestep"),
+        resolution=settings.size,
+        reference_timestep=settings.train_reference_timestep,
         init_bootpig=None if weights == "untrained" else weights,
         local_files_only=True,
         caption_drop=0.0,

@@ -23,6 +23,7 @@ import numpy as np
 from model.toyworld.world import Pose, Subject, render
 
 SUBJECT_ROW, OTHER_ROW = "renderer: the subject", "renderer: another subject"
+BOUNDS_STREAM = 20_000  # the bound rows' poses and appearances come from their own seed stream
 
 
 def render_row(
@@ -72,7 +73,7 @@ def score_bounds(
     rows = {}
     for index, (row, same) in enumerate(((SUBJECT_ROW, True), (OTHER_ROW, False))):
         out = row_folder(row)
-        render_row(out, subjects, scenes, images_per_prompt, size, same, (seed, 20_000, index))
+        render_row(out, subjects, scenes, images_per_prompt, size, same, (seed, BOUNDS_STREAM, index))
         config = EvalConfig(images_per_prompt=images_per_prompt)
         request = EvalRequest(config=config, dataset=dataset, out=out, progress=progress, grids=False)
         results = score(request, plan, models)
