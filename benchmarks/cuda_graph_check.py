@@ -16,7 +16,6 @@ import time
 import torch
 from PIL import Image
 
-from model.compiled_blocks import compile_stateless_blocks
 from model.pipeline import BootPIGPipeline
 from model.step_graph import graphs_available
 from model.tiny import make_tiny_model
@@ -68,7 +67,7 @@ def main() -> None:
                 f"max |graph - eager| / max |eager| = {error:.1e}"
             )
     if args.compile:
-        count = compile_stateless_blocks(pipe.unets.ref_unet, pipe.unets.base_unet)
+        count = pipe.compile_blocks()
         print(f"compiled {count} stateless blocks; compiled + graph against plain eager:")
         for (k, schedule), (eager, _) in eager_runs.items():
             generate(pipe, k, schedule, True)  # compiles

@@ -271,7 +271,14 @@ def denoising_loop(
 
 
 def denoising_loops(
-    unets: BootPIGUNets, resolution: int, refs: list[int], steps: int, device, dtype, compiled: bool = False
+    unets: BootPIGUNets,
+    resolution: int,
+    refs: list[int],
+    steps: int,
+    device,
+    dtype,
+    compiled: bool = False,
+    repeats: int = 1,
 ) -> list[dict]:
     """Seconds and peak memory of a whole denoising loop (UniPC, `steps` steps) per image, one run each.
 
@@ -280,7 +287,8 @@ def denoising_loops(
     loop, as the pipeline does; on CUDA also step by step inside it, the earlier way); fast mode once. On
     CUDA each mode also runs with the step replayed as a CUDA graph (`model.step_graph`, what the
     pipeline does there), and the graph's final latents are compared with the eager loop's. `compiled`
-    then repeats the graphed loops with the stateless blocks compiled (`model.compiled_blocks`).
+    then repeats the graphed loops with the stateless blocks compiled (`model.compiled_blocks`). Every
+    loop runs `repeats` times in a row (single loops on a GPU vary with the launch overhead).
     """
     from model.compiled_blocks import compile_stateless_blocks
     from model.step_graph import graphs_available
@@ -321,7 +329,8 @@ def denoising_loops(
     for k in refs:
         for label, once in modes:
             for suffix, graph, up_front in variants:
-                run(k, label, once, suffix, graph, up_front)
+                for _ in range(repeats):
+                    run(k, label, once, suffix, graph, up_front)
     if compiled:
         started = time.perf_counter()
         count = compile_stateless_blocks(unets.ref_unet, unets.base_unet)
@@ -329,7 +338,7 @@ def denoising_loops(
         suffix = ", compiled" + (", CUDA graph" if on_gpu else "")
         for k in refs:
             for label, once in modes:
-                for repeat in range(2):  # the first run includes the compilation
+                for repeat in range(1 + repeats):  # the first run includes the compilation
                     run(k, label, once, suffix + (" (first)" if repeat == 0 else ""), on_gpu, True)
         print(f"compiled loops, compilation included: {time.perf_counter() - started:.0f} s")
     return results
@@ -392,6 +401,7 @@ def main() -> None:
         "--job-steps", type=int, default=20, help="steps of the tiny end-to-end job (0: skip)"
     )
     parser.add_argument("--loop-steps", type=int, default=0, help="also time whole denoising loops (0: skip)")
+    parser.add_argument("--loop-repeats", type=int, default=1, help="runs of each whole loop")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
         "--channels-last", action="store_true", help="UNet weights in channels-last memory format"
@@ -429,7 +439,7 @@ def main() -> None:
             print(f"\nprofile of one step, {exact.label}:\n{exact_table}")
         if args.loop_steps:
             loops = denoising_loops(
-                unets, resolution, refs, args.loop_steps, device, dtype, compiled=args.compile
+                unets, resolution, refs, args.loop_steps, device, dtype, args.compile, args.loop_repeats
             )
             results["steps"][resolution]["loops"] = loops
     if args.job_steps:

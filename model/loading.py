@@ -71,6 +71,7 @@ def load_pipeline(
     local_files_only: bool = False,
     kind: ModelKind | None = None,
     cuda_graphs: bool = True,
+    compile_blocks: bool = False,
 ) -> tuple[BootPIGPipeline, ModelInfo]:
     """Load base weights + BootPIG weights onto the device; with no model, the demo model.
 
@@ -95,6 +96,8 @@ def load_pipeline(
     ).to(torch_device)
     pipe.set_progress_bar_config(disable=True)
     pipe.use_cuda_graphs = cuda_graphs
+    if compile_blocks:
+        log.info("compiling %d stateless UNet blocks on first use", pipe.compile_blocks())
     info = ModelInfo(
         model=model,
         checkpoint=checkpoint,

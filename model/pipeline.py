@@ -16,6 +16,7 @@ from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from model.attention import ReferenceFeatures
+from model.compiled_blocks import compile_stateless_blocks
 from model.config import (
     ONCE_PER_JOB,
     GenerationConfig,
@@ -103,6 +104,13 @@ class BootPIGPipeline(DiffusionPipeline):
         self.has_trained_weights = False  # set by from_pretrained when BootPIG weights were loaded
         # On CUDA, replay each job's denoising step as a CUDA graph (`model.step_graph`); same results.
         self.use_cuda_graphs = True
+
+    def compile_blocks(self) -> int:
+        """Compile both UNets' stateless blocks (`model.compiled_blocks`); they compile on first use.
+
+        Opt-in (`Settings.compile_blocks`): compiling takes minutes, paid by the first job of each shape.
+        """
+        return compile_stateless_blocks(self.ref_unet, self.base_unet)
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod

@@ -85,3 +85,18 @@ def test_the_cuda_graph_setting_reaches_the_served_pipeline(tiny_model_dir):
         settings = Settings(model=str(tiny_model_dir), device="cpu", cuda_graphs=enabled)
         pipe, _ = load_served_pipeline(settings)
         assert pipe.use_cuda_graphs is enabled
+
+
+def test_the_compile_setting_compiles_the_stateless_blocks_of_both_unets(tiny_model_dir):
+    """Compiling happens on first use (minutes on a CPU), so this checks what is marked for it."""
+    from diffusers.models.resnet import ResnetBlock2D
+
+    from bootpig.settings import load_served_pipeline
+
+    for enabled in (True, False):
+        settings = Settings(model=str(tiny_model_dir), device="cpu", compile_blocks=enabled)
+        pipe, _ = load_served_pipeline(settings)
+        for unet in (pipe.ref_unet, pipe.base_unet):
+            blocks = [m for m in unet.modules() if isinstance(m, ResnetBlock2D)]
+            assert blocks and all((m._compiled_call_impl is not None) is enabled for m in blocks)
+            assert unet.mid_block.attentions[0]._compiled_call_impl is None  # processors stay eager
