@@ -5,10 +5,16 @@ Layout of a triplet folder DIR:
     DIR/targets/<id>.png            generated image (RGB)
     DIR/masks/<id>.png              foreground mask of the object ("L", 255 = object)
     DIR/manifest-<i>-of-<n>.jsonl   one `TripletRecord` per line, written by shard i of n
+    DIR/references/<id>.png         optional: another image of the same object ...
+    DIR/reference-masks/<id>.png    ... and its mask
 
-The reference of a triplet is not stored: training cuts it out of the target with the mask at every
-step (with augmentation), as the paper's Algorithm 1 does. Every shard appends to its own manifest, so
-n processes can write one folder without coordination; readers merge all `manifest*.jsonl` files.
+By default the reference of a triplet is not stored: training cuts it out of the target with the mask
+at every step (with augmentation), as the paper's Algorithm 1 does. A record may instead name another
+image of the same object (another photo or view, e.g. from multi-view data); training then cuts the
+reference out of that one, so the reference cannot carry the target's own pixels.
+
+Every shard appends to its own manifest, so n processes can write one folder without coordination;
+readers merge all `manifest*.jsonl` files.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 TARGETS_DIR = "targets"
 MASKS_DIR = "masks"
+REFERENCES_DIR = "references"
+REFERENCE_MASKS_DIR = "reference-masks"
 MANIFEST_GLOB = "manifest*.jsonl"
 
 
@@ -32,9 +40,19 @@ class TripletRecord(BaseModel):
     mask: str = Field(..., description="Relative path of the mask PNG.")
     caption: str = Field(..., description="Full caption, 'A photo of a [object], [placement] [scene]'.")
     object: str = Field(..., description="The object phrase, e.g. 'red backpack'.")
+    reference: str | None = Field(
+        None, description="Relative path of another image of the object to cut the reference from."
+    )
+    reference_mask: str | None = Field(None, description="Relative path of that image's mask.")
     seed: int | None = Field(None, description="Seed the text-to-image model rendered the target with.")
     t2i_model: str | None = Field(None, description="Text-to-image model id or path.")
     segmenter: str | None = Field(None, description="Segmentation model id or path.")
+
+    @model_validator(mode="after")
+    def _reference_with_its_mask(self) -> TripletRecord:
+        if (self.reference is None) != (self.reference_mask is None):
+            raise ValueError("a separate reference needs both `reference` and `reference_mask`")
+        return self
 
     @property
     def reference_caption(self) -> str:
@@ -52,6 +70,14 @@ def target_path(sample_id: str) -> str:
 
 def mask_path(sample_id: str) -> str:
     return f"{MASKS_DIR}/{sample_id}.png"
+
+
+def reference_path(sample_id: str) -> str:
+    return f"{REFERENCES_DIR}/{sample_id}.png"
+
+
+def reference_mask_path(sample_id: str) -> str:
+    return f"{REFERENCE_MASKS_DIR}/{sample_id}.png"
 
 
 def append_record(directory: str | Path, record: TripletRecord, shard: int = 0, num_shards: int = 1) -> None:

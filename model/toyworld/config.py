@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,12 @@ class ToyWorldConfig(BaseModel):
     )
     # BootPIG data and training, through `bootpig synth` and `bootpig train`
     synth_count: int = Field(1000, ge=8)
+    triplet_source: Literal["synth", "renderer", "renderer-views"] = Field(
+        "synth",
+        description="Training triplets from `bootpig synth` with the toy base model (the recipe), or oracle "
+        "triplets drawn by the renderer: reference cut from the target ('renderer') or another view of its "
+        "subject ('renderer-views'); a diagnostic (model/toyworld/oracle.py).",
+    )
     synth_flags: tuple[str, ...] = Field((), description="Extra `bootpig synth` flags (e.g. mask filter).")
     train_steps: int = Field(3000, ge=1)
     train_batch: int = Field(8, ge=1)

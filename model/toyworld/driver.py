@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from model.toyworld.bounds import OTHER_ROW, SUBJECT_ROW
 from model.toyworld.config import ToyWorldConfig
+from model.toyworld.oracle import RENDERER_VIEWS, write_oracle_triplets
 from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SCENES, SHAPES, Subject, caption, views
 
 log = logging.getLogger(__name__)
@@ -346,13 +347,21 @@ class ToyWorld:
 
     # ------------------------------------------------------------------------------ the recipe
     def stage_synth(self) -> dict:
-        """`bootpig synth` with the toy base model and the tiny CLIPSeg; captions in the toy grammar."""
+        """`bootpig synth` with the toy base model and the tiny CLIPSeg; captions in the toy grammar.
+
+        With `triplet_source` set to a renderer source, oracle triplets instead (model/toyworld/oracle.py).
+        """
         from model.synth.captions import Caption
         from model.synth.run import load_captions, save_captions
 
         c = self.config
         out = self.path("triplets")
         out.mkdir(parents=True, exist_ok=True)
+        if c.triplet_source != "synth":
+            kept = write_oracle_triplets(
+                out, c.synth_count, c.size, c.seed, c.triplet_source == RENDERER_VIEWS, self.progress
+            )
+            return {"kept": kept, "rejected": 0, "source": c.triplet_source}
         if len(load_captions(out)) < c.synth_count:  # the caption file is synth's source of truth
             rng = np.random.default_rng([c.seed, 3])
             captions = []

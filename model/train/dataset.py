@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from model.references import load_image
@@ -71,13 +72,22 @@ class TripletDataset(Dataset):
             self._epoch_order = (epoch, torch.randperm(len(self.records), generator=generator))
         return self._epoch_order[1]
 
+    def image_and_mask(self, image: str, mask: str) -> tuple[Image.Image, Image.Image]:
+        """An RGB image and its "L" mask of the folder, both square at the training resolution."""
+        loaded = square_resize(load_image(self.directory / image), self.resolution)
+        return loaded, square_resize(load_image(self.directory / mask).convert("L"), self.resolution)
+
     def load(self, record: TripletRecord) -> dict[str, Any]:
-        """Target and augmented reference of one record (raises on unreadable files or an empty mask)."""
-        image = load_image(self.directory / record.target)
-        mask = load_image(self.directory / record.mask).convert("L")
-        target = square_resize(image, self.resolution)
-        mask = square_resize(mask, self.resolution)
-        reference = augmented_reference(target, mask, self.resolution, self.augmentation)
+        """Target and augmented reference of one record (raises on unreadable files or an empty mask).
+
+        The reference is cut out of the record's separate reference image when it names one.
+        """
+        target, mask = self.image_and_mask(record.target, record.mask)
+        if record.reference is not None and record.reference_mask is not None:  # another view of it
+            source, source_mask = self.image_and_mask(record.reference, record.reference_mask)
+        else:  # Algorithm 1: cut out of the target itself
+            source, source_mask = target, mask
+        reference = augmented_reference(source, source_mask, self.resolution, self.augmentation)
         caption = record.reference_caption if self.reference_caption == "object" else record.caption
         return {
             "target": to_tensor(target) * 2.0 - 1.0,

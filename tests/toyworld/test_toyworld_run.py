@@ -114,3 +114,21 @@ def test_train_overrides_are_written_over_the_drivers_settings_and_validate(tmp_
     config = load_train_config(None, model="m", data=tmp_path, output=tmp_path / "o", **settings)
     assert config.lr_rsa == 2e-5 and config.method.reference_key_scale == 2.0
     assert config.augmentation.erasing_fill == "white" and config.max_steps == world.config.train_steps
+
+
+def test_oracle_triplet_source_replaces_synth_with_renderer_triplets(tmp_path):
+    """`triplet_source`: the synth stage writes renderer triplets (no base model needed) for training."""
+    from model.toyworld.config import reduced_config
+    from model.toyworld.driver import ToyWorld
+
+    config = reduced_config().model_copy(update={"triplet_source": "renderer-views"})
+    world = ToyWorld(tmp_path / "w", config, progress=False)
+    assert world.run(only="synth")["synth"] | {"seconds": 0} == {
+        "seconds": 0,
+        "kept": config.synth_count,
+        "rejected": 0,
+        "source": "renderer-views",
+    }
+    records = list(read_manifest(world.path("triplets")))
+    assert len(records) == config.synth_count and all(r.t2i_model == "renderer-views" for r in records)
+    assert all((world.path("triplets") / r.reference).is_file() for r in records)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from model.synth.captions import parse_caption
+from model.toyworld.oracle import write_oracle_triplets
 from model.toyworld.world import (
     SCENE_NAMES,
     SHAPES,
@@ -16,6 +18,8 @@ from model.toyworld.world import (
     render,
     views,
 )
+from model.train.dataset import TripletDataset
+from model.triplets import read_manifest
 
 
 def test_world_has_enough_shapes_and_scenes():
@@ -105,3 +109,28 @@ def test_bound_rows_show_the_subject_or_another_appearance_of_its_shape_in_the_p
         snow, night = (np.mean(images[p]) for p in range(2))
         assert snow > night + 80  # each prompt's scene
         assert all(shows(im, red) and shows(im, blue) for im in images[0] + images[1]) == same_subject
+
+
+@pytest.mark.parametrize("other_view", [False, True])
+def test_oracle_triplets_give_training_a_reference_from_the_target_or_another_view(tmp_path, other_view):
+    out = tmp_path / "triplets"
+    assert write_oracle_triplets(out, 4, 64, seed=0, other_view=other_view, progress=False) == 4
+    records = list(read_manifest(out))
+    assert len(records) == 4 and all(parse_caption(r.caption).object == r.object for r in records)
+    assert all((r.reference is not None) is other_view for r in records)
+    record = records[0]
+    target, mask = np.asarray(Image.open(out / record.target)), np.asarray(Image.open(out / record.mask))
+    assert mask.any() and target[mask > 0].std() > 0  # a patterned object with its exact mask
+    if other_view:  # the same subject in another pose on white, not the target's pixels
+        view, view_mask = (
+            np.asarray(Image.open(out / record.reference)),
+            np.asarray(Image.open(out / record.reference_mask)),
+        )
+        assert not np.array_equal(view_mask, mask)
+        assert (view[view_mask == 0] == 255).all(axis=1).mean() > 0.95  # on white (edges anti-aliased)
+        assert np.abs(view[view_mask > 0].mean(0) - target[mask > 0].mean(0)).max() < 30
+    # Resuming writes nothing new, and the training data path reads every triplet.
+    assert write_oracle_triplets(out, 4, 64, seed=0, other_view=other_view, progress=False) == 4
+    assert len(list(read_manifest(out))) == 4
+    dataset = TripletDataset(out, 64)
+    assert dataset[0]["reference"].shape == (3, 64, 64)

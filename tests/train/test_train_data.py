@@ -10,6 +10,13 @@ from PIL import Image
 from model.train.augment import EmptyMaskError, augmented_reference
 from model.train.config import AugmentationConfig
 from model.train.dataset import SampleNumbers, TripletDataset
+from model.triplets import (
+    REFERENCE_MASKS_DIR,
+    REFERENCES_DIR,
+    TripletRecord,
+    reference_mask_path,
+    reference_path,
+)
 
 NO_AUGMENTATION = AugmentationConfig(min_area=1.0, hflip=0.0, color_jitter=0.0, random_erasing=0.0)
 
@@ -18,6 +25,11 @@ def object_box(reference: torch.Tensor) -> tuple[int, int]:
     """Width and height of the non-white part of a [0, 1] reference tensor."""
     ys, xs = np.nonzero((reference < 0.98).any(0).numpy())
     return int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def blue_pixels(reference: torch.Tensor) -> int:
+    """Strongly blue pixels of a [-1, 1] training reference."""
+    return int(((reference[2] > 0.5) & (reference[0] < -0.5)).sum())
 
 
 def square_on_background() -> tuple[Image.Image, Image.Image]:
@@ -134,3 +146,25 @@ def test_random_erasing_fills_with_the_white_background():
     torch.manual_seed(0)
     noisy = augmented_reference(image, mask, 64, erase_only.model_copy(update={"erasing_fill": "noise"}))
     assert (noisy[:, (noisy != plain).any(0)] < 0.99).any()
+
+
+def test_a_record_with_another_view_gives_a_reference_cut_from_that_view(tmp_path, triplet_writers):
+    make_triplet_folder, write_triplet = triplet_writers
+    data = make_triplet_folder(tmp_path / "data", count=0)
+    record = write_triplet(data, 0)  # a red ball on a grey gradient
+    (data / REFERENCES_DIR).mkdir()
+    (data / REFERENCE_MASKS_DIR).mkdir()
+    view, view_mask = square_on_background()  # the "other view": a red box on green
+    view.paste((20, 20, 200), (20, 20, 30, 50))  # half blue: only this image has blue
+    view.save(data / reference_path(record.id))
+    view_mask.save(data / reference_mask_path(record.id))
+    with_view = record.model_copy(
+        update={"reference": reference_path(record.id), "reference_mask": reference_mask_path(record.id)}
+    )
+    (data / "manifest-0-of-1.jsonl").write_text(with_view.model_dump_json() + "\n")
+    dataset = TripletDataset(data, 64, augmentation=NO_AUGMENTATION)
+    sample, own = dataset[0], TripletDataset(data, 64, augmentation=NO_AUGMENTATION).load(record)
+    assert blue_pixels(sample["reference"]) > 100 and blue_pixels(own["reference"]) == 0
+    torch.testing.assert_close(sample["target"], own["target"])  # the target is the record's own
+    with pytest.raises(ValueError, match="both"):
+        TripletRecord.model_validate(record.model_dump() | {"reference": reference_path(record.id)})
