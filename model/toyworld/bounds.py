@@ -6,7 +6,9 @@ that no generation in a prompted scene can have. Two rows bound what a generator
 - `renderer: the subject` — the held-out subject itself rendered in the prompt's scene (a perfect
   personalizer: right shape, right appearance, right scene, another pose);
 - `renderer: another subject` — a fresh appearance of the same shape in that scene (a perfect text-only
-  model: everything the prompt names, nothing the references add).
+  model: everything the prompt names, nothing the references add);
+- `renderer: the subject, through the VAE` — the first row's images encoded and decoded by the base
+  model's VAE: what any latent model of this world can show at best, since it generates through it.
 
 Their images are written in `bootpig eval`'s layout and scored by `model.eval.run.score`, the function
 every evaluated row goes through, so the bounds and the rows are measured by the same code.
@@ -19,10 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model.toyworld.world import Pose, Subject, render
 
 SUBJECT_ROW, OTHER_ROW = "renderer: the subject", "renderer: another subject"
+VAE_ROW = "renderer: the subject, through the VAE"
+BOUND_ROWS = (SUBJECT_ROW, OTHER_ROW, VAE_ROW)
 BOUNDS_STREAM = 20_000  # the bound rows' poses and appearances come from their own seed stream
 
 
@@ -34,8 +39,10 @@ def render_row(
     size: int,
     same_subject: bool,
     seed: tuple[int, ...],
+    through: Callable[[Image.Image], Image.Image] | None = None,
 ) -> None:
-    """Render every (subject, prompt, image) of one row where `bootpig eval` would have saved it."""
+    """Render every (subject, prompt, image) of one row where `bootpig eval` would have saved it,
+    passed `through` an image-to-image function when one is given."""
     from model.eval.config import BOOTPIG
     from model.eval.plan import image_path
 
@@ -46,7 +53,24 @@ def render_row(
                 shown = subject if same_subject else Subject.sample(rng, subject.shape)
                 path = image_path(out, BOOTPIG, name, p, i)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                render(shown, scene, Pose.sample(rng, size), size, rng).image.save(path)
+                image = render(shown, scene, Pose.sample(rng, size), size, rng).image
+                (through(image) if through else image).save(path)
+
+
+def vae_roundtrip(vae_folder: Path) -> Callable[[Image.Image], Image.Image]:
+    """Image -> the VAE's reconstruction of it (the latent distribution's mode, decoded)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(vae_folder, local_files_only=True).eval()
+
+    @torch.no_grad()
+    def roundtrip(image: Image.Image) -> Image.Image:
+        x = torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+        decoded = vae.decode(vae.encode(x).latent_dist.mode()).sample[0].clamp(-1, 1)
+        return Image.fromarray(((decoded.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8))
+
+    return roundtrip
 
 
 def score_bounds(
@@ -57,10 +81,11 @@ def score_bounds(
     images_per_prompt: int,
     size: int,
     encoders: tuple[Path, Path],
+    vae_folder: Path,
     seed: int,
     progress: bool = True,
 ) -> dict[str, dict]:
-    """Render and score both bound rows; each row's `metrics.json` has the layout of `bootpig eval`'s."""
+    """Render and score the bound rows; each row's `metrics.json` has the layout of `bootpig eval`'s."""
     from model.eval.config import BOOTPIG, EvalConfig
     from model.eval.dataset import load_subjects
     from model.eval.metrics import Encoders
@@ -71,9 +96,12 @@ def score_bounds(
     plan = build_plan(loaded, prompt_file, len(scenes))
     models = Encoders.load(*map(str, encoders), device="cpu", local_files_only=True)
     rows = {}
-    for index, (row, same) in enumerate(((SUBJECT_ROW, True), (OTHER_ROW, False))):
+    rendered = ((SUBJECT_ROW, True, 0, None), (OTHER_ROW, False, 1, None))
+    rendered += ((VAE_ROW, True, 0, vae_roundtrip(vae_folder)),)  # the subject row's images, reconstructed
+    for row, same, stream, through in rendered:
         out = row_folder(row)
-        render_row(out, subjects, scenes, images_per_prompt, size, same, (seed, BOUNDS_STREAM, index))
+        seeds = (seed, BOUNDS_STREAM, stream)
+        render_row(out, subjects, scenes, images_per_prompt, size, same, seeds, through)
         config = EvalConfig(images_per_prompt=images_per_prompt)
         request = EvalRequest(config=config, dataset=dataset, out=out, progress=progress, grids=False)
         results = score(request, plan, models)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from model.toyworld.bounds import OTHER_ROW, SUBJECT_ROW
+from model.toyworld.bounds import BOUND_ROWS
 from model.toyworld.config import ToyWorldConfig
 from model.toyworld.oracle import RENDERER_VIEWS, write_oracle_triplets
 from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SCENES, SHAPES, Subject, caption, views
@@ -38,7 +38,6 @@ EVAL_SCENES = ("grass", "night", "carpet", "sea", "beach", "desert", "wood", "sn
 INDEPENDENT_STAGES = ("encoders", "vae", "classifier")  # need only the world; longest first
 HELDOUT_STREAM = 10_000  # held-out appearances come from their own seed stream, never seen in training
 UNTRAINED, TEXT_ONLY = "untrained", "text-only"
-BOUND_ROWS = (SUBJECT_ROW, OTHER_ROW)
 MAIN_RUN, NOISE_RUN = "white-erasing", "noise-erasing"  # training runs, named by their erasing fill
 
 
@@ -340,6 +339,7 @@ class ToyWorld:
             c.images_per_prompt,
             c.size,
             (self.path("encoders", "clip"), self.path("encoders", "dino")),
+            self.path("base-model", "vae"),
             c.seed,
             self.progress,
         )

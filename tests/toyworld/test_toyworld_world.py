@@ -109,6 +109,12 @@ def test_bound_rows_show_the_subject_or_another_appearance_of_its_shape_in_the_p
         snow, night = (np.mean(images[p]) for p in range(2))
         assert snow > night + 80  # each prompt's scene
         assert all(shows(im, red) and shows(im, blue) for im in images[0] + images[1]) == same_subject
+    # `through` (the VAE row's reconstruction) is applied to exactly the images of the same seed.
+    out = tmp_path / "through"
+    upside_down = Image.Transpose.FLIP_TOP_BOTTOM
+    render_row(out, {"cube1": subject}, scenes, 2, 64, True, (0,), lambda im: im.transpose(upside_down))
+    flipped = np.asarray(Image.open(image_path(out, "bootpig", "cube1", 1, 0)))
+    assert np.array_equal(flipped[::-1], row(True)[1][0])
 
 
 @pytest.mark.parametrize("other_view", [False, True])
