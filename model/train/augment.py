@@ -3,7 +3,8 @@
 Algorithm 1 of the paper builds the reference from the target at every step. Without augmentation the
 Reference UNet learns to copy the object pixel-for-pixel at its position in the target, so the object
 is resized (area drawn from [min_area, 1] of the largest size that fits), moved to a random position,
-flipped, and sometimes colour-jittered or partly erased (with white, the background of references).
+flipped, optionally turned by a small angle, and sometimes colour-jittered or partly erased (with white,
+the background of references).
 
 All randomness comes from torch's global generator; the dataset seeds it per sample inside
 `torch.random.fork_rng`, which makes every reference a pure function of (seed, sample number).
@@ -58,6 +59,14 @@ def _uniform(low: float, high: float) -> float:
     return low + (high - low) * torch.rand(()).item()
 
 
+def _rotated(obj: Image.Image, alpha: Image.Image, degrees: float) -> tuple[Image.Image, Image.Image]:
+    """Object and alpha turned by `degrees`, cropped to the turned object's box."""
+    obj = obj.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=WHITE)
+    alpha = alpha.rotate(degrees, Image.Resampling.BILINEAR, expand=True, fillcolor=0)
+    box = alpha.point(lambda a: 255 if a >= MASK_THRESHOLD else 0).getbbox() or (0, 0, *alpha.size)
+    return obj.crop(box), alpha.crop(box)
+
+
 def augmented_reference(
     image: Image.Image, mask: Image.Image, size: int, augmentation: AugmentationConfig
 ) -> torch.Tensor:
@@ -68,6 +77,8 @@ def augmented_reference(
             obj.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
             alpha.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
         )
+    if augmentation.rotation > 0:  # drawn only when enabled, so other settings keep their samples
+        obj, alpha = _rotated(obj, alpha, _uniform(-augmentation.rotation, augmentation.rotation))
 
     largest = size / max(obj.size)
     scale = largest * math.sqrt(_uniform(augmentation.min_area, 1.0))

@@ -29,6 +29,13 @@ class AugmentationConfig(BaseModel):
         "canvas; the area is drawn uniformly from [min_area, 1].",
     )
     hflip: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a horizontal flip.")
+    rotation: float = Field(
+        0.0,
+        ge=0.0,
+        le=180.0,
+        description="Turn the object by an angle drawn uniformly from [-rotation, rotation] degrees "
+        "(0: never, as the paper), so the reference cannot give the target's exact silhouette.",
+    )
     color_jitter: float = Field(
         0.1, ge=0.0, le=1.0, description="Probability of colour jitter (authors' release: 0.1)."
     )

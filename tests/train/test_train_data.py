@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from model.train import augment
 from model.train.augment import EmptyMaskError, augmented_reference
 from model.train.config import AugmentationConfig
 from model.train.dataset import SampleNumbers, TripletDataset
@@ -168,3 +169,25 @@ def test_a_record_with_another_view_gives_a_reference_cut_from_that_view(tmp_pat
     torch.testing.assert_close(sample["target"], own["target"])  # the target is the record's own
     with pytest.raises(ValueError, match="both"):
         TripletRecord.model_validate(record.model_dump() | {"reference": reference_path(record.id)})
+
+
+def test_rotation_turns_the_object_and_leaves_other_settings_samples_unchanged(monkeypatch):
+    image, mask = square_on_background()  # a 20 x 30 box: turned by 90 degrees it is wider than tall
+    torch.manual_seed(0)
+    turned = NO_AUGMENTATION.model_copy(update={"rotation": 180.0})
+    shapes = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        width, height = object_box(augmented_reference(image, mask, 64, turned))
+        shapes.add("wide" if width > height * 1.2 else "tall" if height > width * 1.2 else "square")
+    assert {"wide", "tall"} <= shapes  # turned by various angles, each fitted to the canvas
+    torch.manual_seed(0)
+    reference = augmented_reference(image, mask, 64, turned)
+    assert not ((reference[1] > 0.5) & (reference[0] < 0.5)).any()  # still on white, nothing green
+    # With rotation 0 no angle is drawn, so every other setting keeps the samples it gave before.
+    draws = []
+    monkeypatch.setattr(augment, "_uniform", lambda low, high: draws.append((low, high)) or high)
+    augmented_reference(image, mask, 64, NO_AUGMENTATION)
+    assert draws == [(1.0, 1.0)]  # the area only
+    augmented_reference(image, mask, 64, turned)
+    assert draws[1:] == [(-180.0, 180.0), (1.0, 1.0)]
