@@ -62,11 +62,13 @@ def vae_roundtrip(vae_folder: Path) -> Callable[[Image.Image], Image.Image]:
     import torch
     from diffusers import AutoencoderKL
 
+    from model.toyworld.world import to_array
+
     vae = AutoencoderKL.from_pretrained(vae_folder, local_files_only=True).eval()
 
     @torch.no_grad()
     def roundtrip(image: Image.Image) -> Image.Image:
-        x = torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+        x = torch.from_numpy(to_array([image]))  # the (1, 3, H, W) in [-1, 1] the toy VAE trained on
         decoded = vae.decode(vae.encode(x).latent_dist.mode()).sample[0].clamp(-1, 1)
         return Image.fromarray(((decoded.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8))
 
