@@ -26,15 +26,17 @@ from model.toyworld.fit import averaged_copy, batches, fit
 KL_WEIGHT = 1e-6
 LATENT_CHANNELS = 8  # SD has 4 at 1/8 of the side; 8 at 1/4 keeps the patterns of a 64 px world
 VAE_CROP = 32  # the VAE is convolutional: it trains on crops, 4x cheaper than whole images
+VAE_CHANNELS = (16, 32, 32)  # wider (32, 64, 64) left a lower ceiling at the steps it could afford
+VAE_LR = 2e-3
 
 
-def toy_vae(size: int) -> AutoencoderKL:
+def toy_vae(size: int, channels: tuple[int, int, int] = VAE_CHANNELS) -> AutoencoderKL:
     """Three blocks: latents are 1/4 of the image side (SD: four blocks, 1/8)."""
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         latent_channels=LATENT_CHANNELS,
-        block_out_channels=(16, 32, 32),
+        block_out_channels=channels,
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
         layers_per_block=1,
@@ -62,21 +64,30 @@ def toy_unet(
     )
 
 
-def train_vae(bank: SceneBank, steps: int, seed: int, progress: bool = True) -> AutoencoderKL:
+def train_vae(
+    bank: SceneBank,
+    steps: int,
+    seed: int,
+    progress: bool = True,
+    *,
+    channels: tuple[int, int, int] = VAE_CHANNELS,
+    crop: int = VAE_CROP,
+    lr: float = VAE_LR,
+) -> AutoencoderKL:
     torch.manual_seed(seed)
-    vae = toy_vae(bank.images.shape[1])
+    vae = toy_vae(bank.images.shape[1], channels)
     pick = batches(len(bank), 32, seed)
     crop_rng = np.random.default_rng(seed)
     side = bank.images.shape[1]
 
     def loss_at(step: int) -> torch.Tensor:
-        top, left = crop_rng.integers(0, side - VAE_CROP + 1, 2) // 4 * 4
-        x = as_tensor(bank.images[pick(step).numpy(), top : top + VAE_CROP, left : left + VAE_CROP])
+        top, left = crop_rng.integers(0, side - crop + 1, 2) // 4 * 4
+        x = as_tensor(bank.images[pick(step).numpy(), top : top + crop, left : left + crop])
         posterior = vae.encode(x).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
         return (reconstruction - x).abs().mean() + KL_WEIGHT * posterior.kl().mean()
 
-    fit(vae.parameters(), loss_at, steps, 2e-3, "vae", progress=progress)
+    fit(vae.parameters(), loss_at, steps, lr, "vae", progress=progress)
     vae.eval()
     with torch.no_grad():  # SD scales latents to unit variance; measure the factor on this bank
         latents = encode_bank(vae, bank.images[:512], scale=False)

@@ -20,7 +20,7 @@ class ToyWorldConfig(BaseModel):
     views_per_subject: int = Field(4, ge=2)
     # toy networks
     classifier_steps: int = Field(1500, ge=1)
-    vae_steps: int = Field(500, ge=1)
+    vae_steps: int = Field(2000, ge=1)
     unet_steps: int = Field(8000, ge=1)
     unet_channels: tuple[int, int, int] = Field((32, 64, 64), description="Base UNet block widths.")
     unet_batch: int = Field(32, ge=1)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import runpy
+import sys
+from pathlib import Path
 
 import pytest
+from diffusers import AutoencoderKL
 from PIL import Image
 
 from bootpig.cli import main
@@ -24,10 +28,20 @@ def finished_stages(out) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in (out / "stages").glob("*.json")}
 
 
-def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, capsys):
-    out = tmp_path / "world"
-    assert main(["toyworld", "--out", str(out), "--reduced", "--ablation", "--no-progress"]) == 0
+REPO = Path(__file__).resolve().parents[2]
+REDUCED_RUN = ["--reduced", "--ablation", "--no-progress"]
 
+
+@pytest.fixture(scope="module")
+def reduced_world(tmp_path_factory) -> Path:
+    """One reduced run shared by the tests that read a finished world."""
+    out = tmp_path_factory.mktemp("toyworld") / "world"
+    assert main(["toyworld", "--out", str(out), *REDUCED_RUN]) == 0
+    return out
+
+
+def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(reduced_world, capsys):
+    out = reduced_world
     stages = finished_stages(out)
     assert set(stages) == set(STAGES)
     assert stages["base_check"]["pipeline_class"] == "StableDiffusionPipeline"  # AutoPipelineForText2Image
@@ -57,10 +71,22 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(tmp_path, 
     assert Image.open(out / "grid.png").size[0] == 2 * 64 * (2 + 4)  # 2 references + 4 columns
 
     capsys.readouterr()
-    assert main(["toyworld", "--out", str(out), "--reduced", "--ablation", "--no-progress"]) == 0
+    assert main(["toyworld", "--out", str(out), *REDUCED_RUN]) == 0
     assert finished_stages(out) == stages  # nothing was redone
     printed = capsys.readouterr().out
     assert "total:" in printed and "this command:" in printed
+
+
+def test_the_vae_probe_trains_a_variant_and_scores_its_ceiling(reduced_world, tmp_path, monkeypatch):
+    probe = tmp_path / "probe"
+    argv = ["--world", str(reduced_world), "--out", str(probe), "--steps", "2", "--channels", "8,16,16"]
+    monkeypatch.setattr(sys, "argv", ["toyworld_vae_probe.py", *argv, "--crop", "16"])
+    runpy.run_path(str(REPO / "benchmarks" / "toyworld_vae_probe.py"), run_name="__main__")
+
+    result = json.loads((probe / "probe.json").read_text())
+    assert set(result["rows"]) == set(BOUND_ROWS)
+    assert all(math.isfinite(value) for row in result["rows"].values() for value in row.values())
+    assert AutoencoderKL.load_config(probe / "vae")["block_out_channels"] == [8, 16, 16]
 
 
 def test_a_run_folder_refuses_other_settings(tmp_path, capsys):
