@@ -70,6 +70,13 @@ class ToyWorldConfig(BaseModel):
         description="Other `bootpig train` settings (TrainConfig fields), written over the driver's, e.g. "
         '{"lr_rsa": 2e-5} or {"method": {"reference_key_scale": 2.0}}.',
     )
+    train_rotation: float = Field(
+        30.0,
+        ge=0.0,
+        le=180.0,
+        description="`AugmentationConfig.rotation` of the references (degrees; the paper: 0). Turned "
+        "references gained 1-2 DINO and shape points on the same base model (docs/toyworld.md, run G).",
+    )
     train_clean_image_weight_cap: float | None = Field(
         None, gt=0, description="`TrainConfig.clean_image_weight_cap` (None: the paper's plain loss)."
     )

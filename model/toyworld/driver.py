@@ -411,7 +411,7 @@ class ToyWorld:
             "checkpoint_every": max(1, c.train_steps // 3),
             "checkpoints_kept": 1,
             "seed": c.seed,
-            "augmentation": {"erasing_fill": erasing_fill},
+            "augmentation": {"erasing_fill": erasing_fill, "rotation": c.train_rotation},
             "reference_timestep": c.train_reference_timestep,
             "clean_image_weight_cap": c.train_clean_image_weight_cap,
         } | c.train_overrides

@@ -141,6 +141,18 @@ def test_train_overrides_are_written_over_the_drivers_settings_and_validate(tmp_
     config = load_train_config(None, model="m", data=tmp_path, output=tmp_path / "o", **settings)
     assert config.lr_rsa == 2e-5 and config.method.reference_key_scale == 2.0
     assert config.augmentation.erasing_fill == "white" and config.max_steps == world.config.train_steps
+    assert config.augmentation.rotation == world.config.train_rotation == 30  # turned references
+
+
+def test_the_toy_worlds_reference_rotation_reaches_bootpig_train(tmp_path):
+    from model.toyworld.config import reduced_config
+    from model.toyworld.driver import ToyWorld
+    from model.train.config import load_train_config
+
+    world = ToyWorld(tmp_path / "w", reduced_config().model_copy(update={"train_rotation": 0.0}))
+    settings = world.train_settings("noise")
+    config = load_train_config(None, model="m", data=tmp_path, output=tmp_path / "o", **settings)
+    assert config.augmentation.rotation == 0.0 and config.augmentation.erasing_fill == "noise"
 
 
 def test_oracle_triplet_source_replaces_synth_with_renderer_triplets(tmp_path):
