@@ -130,6 +130,21 @@ class MethodConfig(BaseModel):
         "(the authors' release used 1.1).",
     )
     pooling: Pooling = Field(Pooling.softmax, description="Default pooling mode of this checkpoint.")
+    reference_timestep: int | None = Field(
+        None,
+        ge=0,
+        le=999,
+        description="The one timestep this checkpoint's references were noised to in training "
+        "(`TrainConfig.reference_timestep`; None: the paper's shared timestep). A checkpoint trained so "
+        "defaults its requests to reference_schedule 'once' at this timestep: the only references it knows.",
+    )
+
+    def generation_defaults(self) -> dict[str, Any]:
+        """What a request that leaves them unset gets from this checkpoint (`resolve_generation_config`)."""
+        defaults: dict[str, Any] = {"pooling": self.pooling}
+        if self.reference_timestep is not None:
+            defaults |= {"reference_schedule": "once", "reference_timestep": self.reference_timestep}
+        return defaults
 
 
 def reference_side(height: int, width: int, reference_size: int | None = None) -> int:
@@ -146,8 +161,9 @@ def field_default(model: type[BaseModel], name: str):
     return model.model_fields[name].default
 
 
-# Request fields whose default depends on the loaded checkpoint (its native size, its trained pooling).
-MODEL_DEFAULTED = ("height", "width", "pooling")
+# Request fields whose default depends on the loaded checkpoint (its native size, its trained pooling and
+# reference timestep).
+MODEL_DEFAULTED = ("height", "width", "pooling", "reference_schedule", "reference_timestep")
 
 
 def draw_seed() -> int:
@@ -156,13 +172,13 @@ def draw_seed() -> int:
 
 
 def resolve_generation_config(
-    values: Mapping[str, Any], native_size: int, native_pooling: Pooling | str
+    values: Mapping[str, Any], native_size: int, method: MethodConfig
 ) -> GenerationConfig:
     """The one place where a request's model-dependent defaults are filled in (worker, CLI, eval).
 
-    `values` are GenerationConfig fields; height, width or pooling that are absent or None take the
-    checkpoint's native size and pooling (`pipe.reference_size`, `pipe.method.pooling`).
+    `values` are GenerationConfig fields; the MODEL_DEFAULTED ones that are absent or None take the
+    checkpoint's: its native size (`pipe.reference_size`) and `pipe.method.generation_defaults()`.
     """
-    model_defaults = {"height": native_size, "width": native_size, "pooling": native_pooling}
+    model_defaults = {"height": native_size, "width": native_size} | method.generation_defaults()
     given = {name: value for name, value in values.items() if not (name in MODEL_DEFAULTED and value is None)}
     return GenerationConfig.model_validate(model_defaults | given)

@@ -101,7 +101,7 @@ def _run_claimed(rt: WorkerRuntime, job_id: str, attempt: int) -> str:
     try:
         if record is None:
             raise InputsExpired("the job expired before a worker was free; submit it again")
-        config = resolve_generation_config(record.params, rt.pipe.reference_size, rt.pipe.method.pooling)
+        config = resolve_generation_config(record.params, rt.pipe.reference_size, rt.pipe.method)
         blobs = fetch_inputs(rt.store, job_id, record.num_inputs)
         key = feature_key(record.subject_id, config, blobs, served_weights(rt.info))
         cached = rt.features.get(key) if key is not None else None

@@ -34,10 +34,17 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--reference-schedule",
-        default=d("reference_schedule"),
-        help="Reference UNet every m steps (1 = exact) or 'once' per job (fast mode); default: 1",
+        default=None,
+        help="Reference UNet every m steps (1 = exact) or 'once' per job (fast mode); default: the "
+        "checkpoint's ('once' when it was trained with a fixed reference timestep, else 1)",
     )
-    p.add_argument("--reference-timestep", type=int, default=d("reference_timestep"), help="for 'once'")
+    fallback = d("reference_timestep")
+    p.add_argument(
+        "--reference-timestep",
+        type=int,
+        default=None,
+        help=f"for 'once'; default: the checkpoint's, else {fallback}",
+    )
     p.add_argument(
         "--segment", choices=[m.value for m in Segmenter], default=None, help="default: BOOTPIG_SEGMENT"
     )
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "reference_timestep": args.reference_timestep,
     }
     try:
-        config = resolve_generation_config(values, pipe.reference_size, pipe.method.pooling)
+        config = resolve_generation_config(values, pipe.reference_size, pipe.method)
     except ValidationError as exc:
         raise ValueError(describe_validation_error(exc)) from exc
     if not 1 <= len(args.ref) <= MAX_REFERENCES:

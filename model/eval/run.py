@@ -153,7 +153,7 @@ class Generators:
             "reference_timestep": c.reference_timestep,
             "segment": Segmenter.none,  # references are already prepared (and cached) per subject
         }
-        generation = resolve_generation_config(values, self.pipe.reference_size, self.pipe.method.pooling)
+        generation = resolve_generation_config(values, self.pipe.reference_size, self.pipe.method)
         return generate(self.pipe, references, generation).images
 
     def stable_diffusion(

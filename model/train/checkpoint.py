@@ -50,8 +50,10 @@ class TrainingProgress:
 
 
 def export_weights(unets: BootPIGUNets, directory: str | Path, config: TrainConfig) -> Path:
-    """Write both UNets, the method settings and the training settings to `directory`."""
-    directory = save_bootpig_weights(directory, unets.ref_unet, unets.base_unet, config.method)
+    """Write both UNets, the method settings and the training settings to `directory`; the method
+    settings carry the fixed reference timestep trained with, which inference then defaults to."""
+    method = config.method.model_copy(update={"reference_timestep": config.reference_timestep})
+    directory = save_bootpig_weights(directory, unets.ref_unet, unets.base_unet, method)
     (directory / TRAIN_CONFIG_NAME).write_text(config.model_dump_json(indent=2))
     return directory
 

@@ -181,6 +181,7 @@ def test_checkpoints_are_bounded_and_exported_weights_generate(train_config, tin
             "checkpoints_kept": 2,
             "tensorboard": True,
             "log_every": 1,
+            "reference_timestep": 250,  # recorded in bootpig_config.json: inference defaults to it
         }
     )
     result = train(config)
@@ -189,16 +190,15 @@ def test_checkpoints_are_bounded_and_exported_weights_generate(train_config, tin
 
     checkpoint = config.output / "checkpoint-3"
     assert TrainConfig.model_validate_json((checkpoint / TRAIN_CONFIG_NAME).read_text()) == config
-    assert json.loads((checkpoint / "bootpig_config.json").read_text()) == config.method.model_dump(
-        mode="json"
-    )
+    method = json.loads((checkpoint / "bootpig_config.json").read_text())
+    assert method == config.method.model_dump(mode="json") | {"reference_timestep": 250}
     for folder in (checkpoint, result.final):
         assert (folder / "ref_unet" / "diffusion_pytorch_model.safetensors").is_file()
         assert (folder / "base_unet" / "diffusion_pytorch_model.safetensors").is_file()
 
     pipe = BootPIGPipeline.from_pretrained(tiny_model_dir, bootpig=result.final, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
-    assert pipe.has_trained_weights
+    assert pipe.has_trained_weights and pipe.method.reference_timestep == 250
     initial = BootPIGPipeline.from_pretrained(tiny_model_dir, local_files_only=True)
     assert not torch.equal(pipe.ref_unet.conv_in.weight, initial.ref_unet.conv_in.weight)
     reference = fixed_batch(config, 1)["reference"][0]
