@@ -46,10 +46,13 @@ def register(subparsers) -> None:
     p.add_argument("--negative-prompt", default=d("negative_prompt"))
     p.add_argument(
         "--reference-schedule",
-        default=d("reference_schedule"),
-        help="Reference UNet every m steps (1 = exact) or 'once' per job (fast mode)",
+        default=None,
+        help="Reference UNet every m steps (1 = exact) or 'once' per job (fast mode); "
+        "default: the checkpoint's",
     )
-    p.add_argument("--reference-timestep", type=int, default=d("reference_timestep"), help="for 'once'")
+    p.add_argument(
+        "--reference-timestep", type=int, default=None, help="for 'once'; default: the checkpoint's"
+    )
     p.add_argument(
         "--reference-caption",
         choices=["prompt", "object"],

@@ -41,8 +41,10 @@ class EvalConfig(BaseModel):
     guidance_image: float = Field(field_default(GenerationConfig, "guidance_image"), ge=0.0, le=30.0)
     guidance_text: float = Field(field_default(GenerationConfig, "guidance_text"), ge=0.0, le=30.0)
     negative_prompt: str = field_default(GenerationConfig, "negative_prompt")
-    reference_schedule: ReferenceSchedule = field_default(GenerationConfig, "reference_schedule")
-    reference_timestep: int = Field(field_default(GenerationConfig, "reference_timestep"), ge=0, le=999)
+    reference_schedule: ReferenceSchedule | None = Field(
+        None, description="None: the checkpoint's (MethodConfig.generation_defaults)."
+    )
+    reference_timestep: int | None = Field(None, ge=0, le=999, description="None: the checkpoint's.")
     reference_caption: Literal["prompt", "object"] = Field(
         "prompt",
         description="What the Reference UNet reads: the generation prompt (the service's default), or "
