@@ -31,7 +31,7 @@ def main() -> None:
         "--world", type=Path, required=True, help="toy-world folder with world/, encoders/, heldout/"
     )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=ToyWorldConfig.model_fields["vae_steps"].default)
     parser.add_argument("--channels", default=",".join(map(str, VAE_CHANNELS)))
     parser.add_argument("--crop", type=int, default=VAE_CROP, help="side of the training crops (px)")
     parser.add_argument("--lr", type=float, default=VAE_LR)
