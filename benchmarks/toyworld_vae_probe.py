@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from model.toyworld.base import VAE_CHANNELS, VAE_CROP, VAE_LR, train_vae
-from model.toyworld.bounds import score_bounds
 from model.toyworld.config import ToyWorldConfig
 from model.toyworld.driver import ToyWorld
 
@@ -45,18 +44,7 @@ def main() -> None:
     vae = train_vae(world.scenes(), args.steps, config.seed, channels=channels, crop=args.crop, lr=args.lr)
     vae.save_pretrained(args.out / "vae")
     train_seconds = time.perf_counter() - started
-    rows = score_bounds(
-        lambda row: args.out / "rows" / world.row_folder(row),
-        args.world / "heldout",
-        world.heldout_subjects(),
-        [scene for scene, _ in world.eval_prompts()],
-        config.images_per_prompt,
-        config.size,
-        (args.world / "encoders" / "clip", args.world / "encoders" / "dino"),
-        args.out / "vae",
-        config.seed,
-        progress=False,
-    )
+    rows = world.bounds(lambda row: args.out / "rows" / world.row_folder(row), args.out / "vae")
     result = {
         "args": vars(args) | {"world": str(args.world), "out": str(args.out)},
         "train_seconds": round(train_seconds, 1),

@@ -328,22 +328,27 @@ class ToyWorld:
 
     def stage_bounds(self) -> dict:
         """What the metrics allow a generator in the prompted scenes (model/toyworld/bounds.py)."""
+        vae = self.path("base-model", "vae")
+        return {"rows": self.bounds(lambda row: self.path("eval", self.row_folder(row)), vae)}
+
+    def bounds(self, row_folder: Callable[[str], Path], vae_folder: Path) -> dict[str, dict]:
+        """The bound rows on this world's held-out subjects and encoders, through the VAE in `vae_folder`
+        (the base model's, or a variant's: benchmarks/toyworld_vae_probe.py)."""
         from model.toyworld.bounds import score_bounds
 
         c = self.config
-        rows = score_bounds(
-            lambda row: self.path("eval", self.row_folder(row)),
+        return score_bounds(
+            row_folder,
             self.path("heldout"),
             self.heldout_subjects(),
             [scene for scene, _ in self.eval_prompts()],
             c.images_per_prompt,
             c.size,
             (self.path("encoders", "clip"), self.path("encoders", "dino")),
-            self.path("base-model", "vae"),
+            vae_folder,
             c.seed,
             self.progress,
         )
-        return {"rows": rows}
 
     # ------------------------------------------------------------------------------ the recipe
     def stage_synth(self) -> dict:
