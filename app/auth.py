@@ -40,8 +40,10 @@ def presented_key(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def caller(request: Request, settings: SettingsDep) -> str:
-    """The caller's owner id (a hash of its key), or 401 when keys are required and none valid is given."""
+async def caller(request: Request, settings: SettingsDep) -> str:
+    """The caller's owner id (a hash of its key), or 401 when keys are required and none valid is given.
+
+    `async` though it never waits: it runs on the event loop instead of a thread-pool hop (app.deps)."""
     if not settings.api_keys:
         return owner_of(None)
     key = presented_key(request)

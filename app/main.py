@@ -26,7 +26,7 @@ from app.routers.page import STATIC
 from app.routers.page import router as page_router
 from app.routers.subjects import router as subjects_router
 from app.security import SecurityHeaders, content_security_policy
-from app.server import stop_with_supervisor
+from app.supervisor import stop_with_supervisor
 from app.uploads import UploadSlots
 from bootpig.settings import Settings, get_settings
 from jobs.store import JobStore, connect

@@ -9,16 +9,13 @@ seconds after its request began (or after it connected); the body's pace is watc
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import multiprocessing
-import os
-import signal
 import sys
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.supervisor import STARTUP_FAILURE, Supervisor, claim_port, reuse_port_socket, reuse_port_supported
 from bootpig.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -76,36 +73,38 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+def uvicorn_options() -> dict:
+    """How every API process runs uvicorn (the protocol class is rebuilt by name in each process)."""
+    return {
+        "factory": True,
+        "http": HeaderDeadlineProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "log_level": "info",
+        "access_log": False,
+    }
 
 
-def stop_with_supervisor() -> None:
-    """In an API process spawned by uvicorn's supervisor (`api_workers` > 1), end with the supervisor.
-
-    A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its workers: they would go on
-    serving the socket they inherited, so a restarted `bootpig serve` could not bind its port, and a test
-    that kills the API would leak them. Linux delivers SIGTERM (uvicorn's graceful stop) to this process
-    when its parent dies. A process not started by multiprocessing (`api_workers` = 1, tests) is left
-    alone: its parent is whoever ran it."""
-    parent = multiprocessing.parent_process()
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent.pid:  # the supervisor died before the request above was made
-        os.kill(os.getpid(), signal.SIGTERM)
+def run_api_process(host: str, port: int) -> None:
+    """One of `api_workers` processes: uvicorn on a socket of its own that shares the port."""
+    config = uvicorn.Config(APP_FACTORY, host=host, port=port, **uvicorn_options())
+    try:
+        sock = reuse_port_socket(host, port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve `create_app()` (settings from the environment) until stopped; with `api_workers` > 1, uvicorn
-    runs that many processes on one socket."""
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=settings.api_workers,
-        http=HeaderDeadlineProtocol,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        log_level="info",
-        access_log=False,
-    )
+def serve(settings: Settings, host: str, port: int) -> int:
+    """Serve `create_app()` (settings from the environment) until stopped; with `api_workers` > 1, as that
+    many processes sharing the port (see `app.supervisor`). Returns the exit status."""
+    if settings.api_workers == 1 or not reuse_port_supported():
+        # elsewhere than Linux, uvicorn's shared socket: correct, but a burst lands on one process
+        uvicorn.run(APP_FACTORY, host=host, port=port, workers=settings.api_workers, **uvicorn_options())
+        return 0
+    try:
+        port = claim_port(host, port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        return 1
+    return Supervisor(settings.api_workers, run_api_process, host, port).run()

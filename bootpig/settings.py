@@ -196,7 +196,10 @@ class Settings(BaseSettings):
         "are spooled to a temporary file.",
     )
     api_workers: int = Field(
-        2, ge=1, description="API processes `bootpig serve` runs on its port (uvicorn workers)."
+        2,
+        ge=1,
+        description="API processes `bootpig serve` runs on its port; on Linux each listens on its own "
+        "SO_REUSEPORT socket, so the kernel spreads connections evenly over them.",
     )
     admin_key: str | None = Field(
         None,

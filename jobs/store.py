@@ -30,6 +30,8 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Encoder, PythonRespSerializer
+from redis.driver_info import DriverInfo
 from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -45,6 +47,10 @@ STEP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
 HISTOGRAMS = {"job_seconds": JOB_SECONDS_BUCKETS, "step_seconds": STEP_SECONDS_BUCKETS}
 RQ_TIMEOUT_GRACE = 60  # RQ's own SIGALRM timeout is a backstop behind the cooperative per-step one
 IDEMPOTENCY_WAIT = 2.0
+# What each connection reports to CLIENT SETINFO, read once: by default redis-py looks its own version up in
+# the installed package metadata for every new connection (a burst of requests opens many at once).
+DRIVER_INFO = DriverInfo(name="redis-py", lib_version=redis.__version__)
+PACK_BUFFER_CUTOFF = 6000  # values longer than this are sent as their own buffer (redis-py's default)
 
 
 class IdempotencyConflict(ValueError):
@@ -79,8 +85,18 @@ def connect(settings: Settings, timeout: float = 30.0, retries: int | None = Non
         socket_connect_timeout=min(5.0, timeout),
         socket_timeout=timeout,
         health_check_interval=30,
+        command_packer=zero_copy_packer(),
+        driver_info=DRIVER_INFO,
         **options,
     )
+
+
+def zero_copy_packer() -> PythonRespSerializer:
+    """redis-py's pure-Python command packer, which sends large values (uploads, result images) as they
+    are; with hiredis installed redis-py would pick hiredis's packer, which copies them (measured: 885 µs
+    to pack three 200 KB images against 3 µs here, the largest single cost of a submission). Replies are
+    still parsed by hiredis."""
+    return PythonRespSerializer(PACK_BUFFER_CUTOFF, Encoder("utf-8", "strict", False).encode)
 
 
 def _text(value: bytes | str | None) -> str | None:

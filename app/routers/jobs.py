@@ -11,16 +11,17 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import CallerDep, OwnedJobDep, load_owned_job, load_owned_view
 from app.deps import SettingsDep, StoreDep, SubjectsDep, SubmissionsDep, UploadSlotsDep, ViewsDep
 from app.errors import APIError
-from app.images import ImageLimits, stored_reference
+from app.images import ImageLimits, stored_references
 from app.job_sources import checked_webhook, require_one_source, split_job_fields, subject_references
 from app.schemas import IMAGES_FIELD, JobView, form_schema, job_view, parse_generation_fields
-from app.uploads import UPLOAD_RESPONSES, UploadLimits, read_multipart
+from app.uploads import UPLOAD_RESPONSES, MultipartForm, UploadLimits, read_multipart
 from bootpig.settings import Settings
 from jobs.events import JobEvents
 from jobs.quota import ClientQuota
 from jobs.record import JobRecord
 from jobs.store import IdempotencyConflict, JobStore, request_fingerprint
 from jobs.subjects import SubjectStore
+from jobs.views import JobViews
 from jobs.webhooks.delivery import WebhookQueue, webhook_status
 from model.config import MAX_REFERENCES, Segmenter, draw_seed
 
@@ -72,49 +73,85 @@ async def submit(
     subjects: SubjectsDep,
     slots: UploadSlotsDep,
 ) -> Response:
-    if await run_in_threadpool(store.queue_length) >= settings.max_queued_jobs:
-        submissions.labels("queue_full").inc()
-        raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
-    idempotency_key = presented_idempotency_key(request)
-    quota, client = (
-        ClientQuota(store, settings.max_queued_jobs_per_client),
-        quota_client(request, owner, settings),
-    )
-    if await run_in_threadpool(quota.full, client):
-        submissions.labels("client_limit").inc()
-        message = f"this client already has {quota.limit} unfinished jobs; wait for one to end"
-        raise APIError(429, "too_many_jobs", message)
+    caller = Caller(owner, quota_client(request, owner, settings), presented_idempotency_key(request))
+    quota = ClientQuota(store, settings.max_queued_jobs_per_client)
+    await run_in_threadpool(admit, store, settings, quota, caller.client, submissions)
+    base_url = str(request.base_url)
     async with slots.slot():
-        job = await read_submission(request, settings, submissions, subjects, owner)
+        form = await read_form(request, settings, submissions)
+        try:  # one thread-pool hop for all that blocks: image checks, subject, webhook, Redis
+            record, created, answer = await run_in_threadpool(
+                enqueue_submission, form, caller, base_url, store, quota, subjects, settings, submissions
+            )
+        finally:
+            form.close()
+    body = answer.model_dump(mode="json")
+    headers = {"Location": f"/jobs/{record.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=202 if created else 200, headers=headers)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who submits: the owner of the job, whom the per-client limit counts, and their Idempotency-Key."""
+
+    owner: str
+    client: str
+    idempotency_key: str | None
+
+
+def enqueue_submission(
+    form: MultipartForm,
+    caller: Caller,
+    base_url: str,
+    store: JobStore,
+    quota: ClientQuota,
+    subjects: SubjectStore,
+    settings: Settings,
+    submissions,
+) -> tuple[JobRecord, bool, JobView]:
+    """Check the submission and create its job (or find the one its Idempotency-Key already made)."""
+    try:
+        job = checked_submission(form, settings, subjects, caller.owner)
+    except APIError:
+        submissions.labels("rejected").inc()
+        raise
     images, params = job.images, job.params
     extra = {
         name: value for name, value in (("subject_id", job.subject_id), ("webhook", job.webhook)) if value
     }
-    fingerprint = request_fingerprint(params | extra, images) if idempotency_key is not None else None
+    key = caller.idempotency_key
+    fingerprint = request_fingerprint(params | extra, images) if key is not None else None
     webhooks = WebhookQueue(store.redis, settings) if job.webhook else None
-    base_url = str(request.base_url)
 
     def with_the_job(pipe, job_id: str) -> None:
         """Writes that land in the job's creating transaction: the client's count, its webhook."""
-        quota.add(client, job_id, pipe)
+        quota.add(caller.client, job_id, pipe)
         if webhooks is not None:
             webhooks.register(job_id, job.webhook, base_url, pipe)
 
     if params.get("seed") is None:  # chosen here so the 202 answer already shows it
         params["seed"] = draw_seed()
     try:
-        record, created = await run_in_threadpool(
-            store.create, owner, params, images, idempotency_key, fingerprint, extra, with_the_job
-        )
+        record, created = store.create(caller.owner, params, images, key, fingerprint, extra, with_the_job)
     except IdempotencyConflict as exc:
         submissions.labels("rejected").inc()
         raise APIError(422, "idempotency_key_reused", f"{exc}; use a new key", IDEMPOTENCY_HEADER) from None
     submissions.labels("accepted" if created else "replayed").inc()
-    body = view(store, record).model_dump(mode="json")
-    headers = {"Location": f"/jobs/{record.id}"}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(body, status_code=202 if created else 200, headers=headers)
+    return record, created, view(store, record)
+
+
+def admit(store: JobStore, settings: Settings, quota: ClientQuota, client: str, submissions) -> None:
+    """Refuse a submission before its upload is read: the queue is full, or the client has its limit of
+    unfinished jobs. One call (one thread-pool hop) for both checks."""
+    if store.queue_length() >= settings.max_queued_jobs:
+        submissions.labels("queue_full").inc()
+        raise APIError(429, "queue_full", "too many jobs are waiting; retry later")
+    if quota.full(client):
+        submissions.labels("client_limit").inc()
+        message = f"this client already has {quota.limit} unfinished jobs; wait for one to end"
+        raise APIError(429, "too_many_jobs", message)
 
 
 def quota_client(request: Request, owner: str, settings: Settings) -> str:
@@ -143,41 +180,40 @@ class Submission:
     webhook: str | None
 
 
-async def read_submission(
-    request: Request, settings: Settings, submissions, subjects: SubjectStore, owner: str
+async def read_form(request: Request, settings: Settings, submissions) -> MultipartForm:
+    try:
+        limits = UploadLimits.from_settings(settings, IMAGES_FIELD, MAX_REFERENCES)
+        return await read_multipart(request, limits)
+    except APIError:
+        submissions.labels("rejected").inc()
+        raise
+
+
+def checked_submission(
+    form: MultipartForm, settings: Settings, subjects: SubjectStore, owner: str
 ) -> Submission:
-    """Checked images (uploaded, or a subject's prepared ones) and parameters, read in an upload slot."""
-    try:
-        form = await read_multipart(
-            request, UploadLimits.from_settings(settings, IMAGES_FIELD, MAX_REFERENCES)
-        )
-    except APIError:
-        submissions.labels("rejected").inc()
-        raise
-    try:
-        fields, subject_id, webhook = split_job_fields(form.fields)
-        require_one_source(bool(form.files), subject_id)
-        params = parse_generation_fields(fields, settings.segment.value)
-        limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
-        images = []
-        for index, upload in enumerate(form.files):
-            images.append(await run_in_threadpool(stored_reference, upload.file, index, limits, side))
-        if subject_id:  # prepared once: no decoding or segmentation again
-            images = await run_in_threadpool(subject_references, subjects, subject_id, owner)
-            params["segment"] = Segmenter.none.value
-        if webhook:
-            webhook = await run_in_threadpool(checked_webhook, webhook, settings)
-        return Submission(images, params, subject_id, webhook)
-    except APIError:
-        submissions.labels("rejected").inc()
-        raise
-    finally:
-        form.close()
+    """Checked images (uploaded, or a subject's prepared ones) and parameters (blocking: run in a thread)."""
+    fields, subject_id, webhook = split_job_fields(form.fields)
+    require_one_source(bool(form.files), subject_id)
+    params = parse_generation_fields(fields, settings.segment.value)
+    limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
+    images = stored_references(form.files, limits, side)
+    if subject_id:  # prepared once: no decoding or segmentation again
+        images = subject_references(subjects, subject_id, owner)
+        params["segment"] = Segmenter.none.value
+    if webhook:
+        webhook = checked_webhook(webhook, settings)
+    return Submission(images, params, subject_id, webhook)
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses={404: {"description": "Unknown job"}})
-def get_job(job_id: str, views: ViewsDep, store: StoreDep, owner: CallerDep) -> JobView:
+async def get_job(job_id: str, views: ViewsDep, store: StoreDep, owner: CallerDep) -> JobView:
     """Status, queue position, progress, timings, parameters and (when finished) image URLs."""
+    # `async` with one explicit hop: a plain `def` route would cost a second hop to check the answer
+    return await run_in_threadpool(polled_view, views, store, job_id, owner)
+
+
+def polled_view(views: JobViews, store: JobStore, job_id: str, owner: str) -> JobView:
     record, position = load_owned_view(views, job_id, owner)
     webhook = webhook_status(store.redis, store.prefix, record.id) if record.webhook else None
     return job_view(record, position, webhook)

@@ -12,7 +12,7 @@ from PIL import Image
 from app.auth import CallerDep, load_owned_subject
 from app.deps import SettingsDep, SubjectsDep, UploadSlotsDep
 from app.errors import APIError
-from app.images import ImageLimits, stored_reference
+from app.images import ImageLimits, stored_references
 from app.schemas import IMAGES_FIELD
 from app.subject_schemas import SUBJECT_NAME_MAX_CHARS, SubjectList, SubjectView, subject_view
 from app.uploads import UPLOAD_RESPONSES, UploadLimits, read_multipart
@@ -93,10 +93,7 @@ async def read_subject_form(request: Request, settings) -> tuple[list[bytes], st
             choices = ", ".join(m.value for m in Segmenter)
             raise APIError(422, "invalid", f"segment: must be one of {choices}", "segment")
         limits, side = ImageLimits.from_settings(settings), settings.stored_reference_side
-        photos = [
-            await run_in_threadpool(stored_reference, upload.file, index, limits, side)
-            for index, upload in enumerate(form.files)
-        ]
+        photos = await run_in_threadpool(stored_references, form.files, limits, side)
         return photos, name, segment
     finally:
         form.close()

@@ -22,5 +22,4 @@ def run(args: argparse.Namespace) -> int:
     from bootpig.settings import get_settings
 
     settings = get_settings()
-    serve(settings, args.host or settings.host, args.port or settings.port)
-    return 0
+    return serve(settings, args.host or settings.host, args.port or settings.port)
