@@ -79,8 +79,8 @@ class Supervisor:
             signal.signal(sig, lambda *_: self.stopping.set())
         processes = [self._start() for _ in range(self.count)]
         log.info(
-            "serving on %s:%d with %d processes (pids %s)",
-            self.host,
+            "serving on http://%s:%d with %d processes (pids %s)",
+            f"[{self.host}]" if ":" in self.host else self.host,
             self.port,
             self.count,
             ", ".join(str(p.pid) for p in processes),
