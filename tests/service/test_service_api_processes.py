@@ -23,7 +23,13 @@ CLIENTS = 32
 def api(make_stack):
     stack = make_stack()
     url = stack.start_api(api_workers=2)
-    return stack, url, stack.processes[-1]
+    supervisor = stack.processes[-1]
+    wait_until_every_process_listens(supervisor, port_of(url))
+    return stack, url, supervisor
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 def api_processes(supervisor: subprocess.Popen) -> list[psutil.Process]:
@@ -66,10 +72,22 @@ def listening_sockets(supervisor: subprocess.Popen, port: int) -> dict[int, set[
     return found
 
 
+def wait_until_every_process_listens(supervisor: subprocess.Popen, port: int, count: int = 2) -> None:
+    """The API answers as soon as one process is up; the others may still be importing (spawned
+    processes start from scratch, which took seconds on a loaded CI machine)."""
+    deadline = time.monotonic() + 60
+    while True:
+        sockets = listening_sockets(supervisor, port)
+        if len(sockets) == count and all(sockets.values()):
+            return
+        assert time.monotonic() < deadline, sockets
+        time.sleep(0.2)
+
+
 def test_each_api_process_listens_on_its_own_socket(api):
     """The mechanism behind the next test: a socket shared by the processes is accepted on greedily."""
     _, url, supervisor = api
-    sockets = listening_sockets(supervisor, int(url.rsplit(":", 1)[1]))
+    sockets = listening_sockets(supervisor, port_of(url))
     assert len(sockets) == 2 and all(len(ids) == 1 for ids in sockets.values()), sockets
     first, second = sockets.values()
     assert first != second, sockets
@@ -80,7 +98,7 @@ def test_a_burst_of_connections_is_shared_by_the_api_processes(api):
     (31 of 32 seen); with a reuse-port socket per process the kernel spreads them (binomially: each of
     two processes gets fewer than 4 of 32 with probability 1e-6)."""
     _, url, supervisor = api
-    port = int(url.rsplit(":", 1)[1])
+    port = port_of(url)
     for _ in range(3):
 
         async def burst() -> collections.Counter:
@@ -108,6 +126,7 @@ def test_a_dead_api_process_is_replaced(api):
             break
         assert time.monotonic() < deadline, [p.pid for p in current]
         time.sleep(0.2)
+    wait_until_every_process_listens(supervisor, port_of(url))
     for _ in range(10):  # every connection lands on a live process
         with httpx.Client(base_url=url, timeout=30) as client:
             assert client.get("/healthz").status_code == 200
