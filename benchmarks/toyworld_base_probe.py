@@ -5,7 +5,7 @@ unchanged) on a finished toy world's data, VAE and toy CLIP, and samples the mov
 checkpoints with the quality bar of `base_check`, so one run shows how many steps the bar needs.
 
     python benchmarks/toyworld_base_probe.py --world runs/toyworld --steps 6000 --every 1000 \
-        --out runs/probe-a [--channels 32,64,64] [--lr 1e-3] [--snr-gamma 5]
+        --out runs/probe-a [--channels 32,64,64] [--lr 1e-3] [--snr-gamma 5] [--train-text-encoder]
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--channels", default="32,64,64")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--snr-gamma", type=float, default=None)
+    parser.add_argument(
+        "--train-text-encoder", action="store_true", help="train the text encoder with the UNet"
+    )
     parser.add_argument("--sample-steps", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -51,17 +54,18 @@ def main() -> None:
     started = time.perf_counter()
     rows = []
 
-    def judge(step: int, ema) -> None:
+    def judge(step: int, ema, ema_text_encoder) -> None:
         if (step + 1) % args.every and step + 1 != args.steps:
             return
         train_seconds = time.perf_counter() - started - sum(r["judge_seconds"] for r in rows)
         t0 = time.perf_counter()
-        result = judge_unet(vae, text_encoder, ema, classifier, args.sample_steps, args.seed)
+        result = judge_unet(vae, ema_text_encoder, ema, classifier, args.sample_steps, args.seed)
         row = {
             "step": step + 1,
             "train_seconds": round(train_seconds, 1),
             "shape_accuracy": result.shape_accuracy,
             "scene_accuracy": result.scene_accuracy,
+            "shape_accuracy_by_shape": result.shape_accuracy_by_shape,
             "judge_seconds": round(time.perf_counter() - t0, 1),
         }
         rows.append(row)
@@ -77,7 +81,7 @@ def main() -> None:
     train_unet(
         bank, vae, text_encoder, args.steps, args.seed, args.batch, progress=False,
         channels=tuple(int(c) for c in args.channels.split(",")), lr=args.lr, snr_gamma=args.snr_gamma,
-        after_step=judge,
+        train_text_encoder=args.train_text_encoder, after_step=judge,
     )  # fmt: skip
 
 

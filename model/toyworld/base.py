@@ -9,6 +9,7 @@ tower, frozen, as SD uses OpenCLIP's. Saved with
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel
 
-from model.text import encode_text
+from model.text import tokenize
 from model.tiny import sd_pipeline, tiny_scheduler
 from model.toyworld.data import SceneBank, as_tensor
 from model.toyworld.encoders import toy_tokenizer
@@ -118,26 +119,32 @@ def train_unet(
     channels: tuple[int, int, int] = (32, 64, 64),
     lr: float = 1e-3,
     snr_gamma: float | None = None,
-    after_step: Callable[[int, UNet2DConditionModel], None] | None = None,
-) -> UNet2DConditionModel:
-    """Epsilon-prediction diffusion loss on cached latents; returns the EMA weights.
+    train_text_encoder: bool = False,
+    after_step: Callable[[int, UNet2DConditionModel, CLIPTextModel], None] | None = None,
+) -> tuple[UNet2DConditionModel, CLIPTextModel]:
+    """Epsilon-prediction diffusion loss on cached latents; returns the EMA weights (UNet, text encoder).
 
     `snr_gamma` weights each sample by min(SNR, gamma) / SNR (min-SNR weighting, Hang et al. 2023):
     the nearly clean timesteps, where the loss is mostly texture, stop drowning out the noisy ones where
-    the object's outline is decided. `after_step(step, ema)` lets a caller sample checkpoints.
+    the object's outline is decided. `train_text_encoder` trains the text encoder with the UNet, as the
+    latent-diffusion paper trained its text transformer from scratch, instead of keeping it frozen as SD
+    keeps OpenCLIP's: a contrastive toy CLIP leaves shape words close together. `after_step(step, unet,
+    text_encoder)` gets the moving averages, so a caller can sample checkpoints.
     """
     torch.manual_seed(seed)
     latents = encode_bank(vae, bank.images)
     tokenizer = toy_tokenizer()
     unique = sorted(set(bank.captions))
-    with torch.no_grad():
-        table = torch.cat(
-            [encode_text(tokenizer, text_encoder, unique[i : i + 256]) for i in range(0, len(unique), 256)]
-        )
-        empty = encode_text(tokenizer, text_encoder, [""])
+    token_table = tokenize(tokenizer, unique)
+    empty_tokens = tokenize(tokenizer, [""])
     caption_index = torch.tensor([unique.index(c) for c in bank.captions])
+    text_encoder = copy.deepcopy(text_encoder).requires_grad_(train_text_encoder)
+    with torch.no_grad():  # a frozen encoder's contexts are computed once
+        table = torch.cat([text_encoder(token_table[i : i + 256])[0] for i in range(0, len(unique), 256)])
+        empty = text_encoder(empty_tokens)[0]
     unet = toy_unet(latents.shape[-1], text_encoder.config.hidden_size, channels)
-    ema = averaged_copy(unet)
+    trained = torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder})
+    ema = averaged_copy(trained)
     noise_scheduler = DDPMScheduler.from_config(tiny_scheduler().config)
     alphas = noise_scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
@@ -147,9 +154,12 @@ def train_unet(
     def loss_at(step: int) -> torch.Tensor:
         idx = pick(step)
         x0 = latents[idx]
-        context = table[caption_index[idx]]
         drop = torch.rand(len(idx)) < caption_drop
-        context = torch.where(drop[:, None, None], empty, context)
+        if train_text_encoder:
+            tokens = torch.where(drop[:, None], empty_tokens, token_table[caption_index[idx]])
+            context = text_encoder(tokens)[0]
+        else:
+            context = torch.where(drop[:, None, None], empty, table[caption_index[idx]])
         noise = torch.randn_like(x0)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(idx),))
         noisy = noise_scheduler.add_noise(x0, noise, t)
@@ -157,16 +167,16 @@ def train_unet(
         return (weight[t] * error).mean()
 
     fit(
-        unet.parameters(),
+        trained.parameters(),
         loss_at,
         steps,
         lr,
         "base unet",
         progress=progress,
-        ema=(unet, ema, 0.998),
-        after_step=None if after_step is None else lambda step: after_step(step, ema),
+        ema=(trained, ema, 0.998),
+        after_step=None if after_step is None else lambda step: after_step(step, ema.unet, ema.text_encoder),
     )
-    return ema.eval()
+    return ema.unet.eval(), ema.text_encoder.eval().requires_grad_(False)
 
 
 def save_base_model(directory: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, unet) -> Path:

@@ -242,19 +242,25 @@ class ToyWorld:
         text_encoder = text_encoder_from_clip(self.path("encoders", "clip"))
         curve: list[dict] = []
 
-        def judge(step: int, ema) -> None:
+        def judge(step: int, ema, ema_text_encoder) -> None:
             """The quality bar on the moving average at checkpoints: how many steps the bar needs."""
             if not c.unet_judge_every or (step + 1) % c.unet_judge_every or step + 1 == c.unet_steps:
                 return
             from model.toyworld.quality import judge_unet
 
-            result = judge_unet(vae, text_encoder, ema, self.classifier(), c.sample_steps, c.seed)
-            curve.append({"step": step + 1, "shape": result.shape_accuracy, "scene": result.scene_accuracy})
+            result = judge_unet(vae, ema_text_encoder, ema, self.classifier(), c.sample_steps, c.seed)
+            curve.append({
+                "step": step + 1,
+                "shape": result.shape_accuracy,
+                "scene": result.scene_accuracy,
+                "shape_by_shape": result.shape_accuracy_by_shape,
+            })  # fmt: skip
             log.info("toyworld: base UNet at step %d: %s", step + 1, curve[-1])
 
-        unet = train_unet(
+        unet, text_encoder = train_unet(
             bank, vae, text_encoder, c.unet_steps, c.seed, c.unet_batch, progress=self.progress,
-            channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma, after_step=judge,
+            channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma,
+            train_text_encoder=c.unet_trains_text_encoder, after_step=judge,
         )  # fmt: skip
         tmp = self.path(".base-model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -284,6 +290,7 @@ class ToyWorld:
             "samples": len(images),
             "shape_accuracy": result.shape_accuracy,
             "scene_accuracy": result.scene_accuracy,
+            "shape_accuracy_by_shape": result.shape_accuracy_by_shape,
         }
 
     # ------------------------------------------------------------------------------ encoders, held-out set

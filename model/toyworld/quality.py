@@ -19,6 +19,7 @@ from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SHAPES, caption
 class QualityResult:
     shape_accuracy: float  # fraction of samples whose prompted shape the classifier recognises
     scene_accuracy: float
+    shape_accuracy_by_shape: dict[str, float]  # where the misses are: shapes with a close neighbour fail
     images: list[Image.Image]  # in prompt order: shape-major, scene-minor, repeated `samples` times
 
 
@@ -47,9 +48,12 @@ def quality_bar(
             generator=torch.Generator().manual_seed(seed + start),
         ).images
     shapes, scenes = classifier.predict(images)
+    shape_right = np.array([s == p[0] for s, p in zip(shapes, prompts, strict=True)])
+    prompted = np.array([p[0] for p in prompts])
     return QualityResult(
-        shape_accuracy=float(np.mean([s == p[0] for s, p in zip(shapes, prompts, strict=True)])),
+        shape_accuracy=float(shape_right.mean()),
         scene_accuracy=float(np.mean([s == p[1] for s, p in zip(scenes, prompts, strict=True)])),
+        shape_accuracy_by_shape={shape: float(shape_right[prompted == shape].mean()) for shape in SHAPES},
         images=images,
     )
 

@@ -13,7 +13,9 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
@@ -21,6 +23,7 @@ from bootpig.cli import main
 from model.pipeline import BootPIGPipeline
 from model.toyworld.bounds import BOUND_ROWS
 from model.toyworld.driver import STAGES
+from model.toyworld.world import SHAPES
 from model.triplets import read_manifest
 
 
@@ -46,6 +49,9 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(reduced_wo
     assert set(stages) == set(STAGES)
     assert stages["base_check"]["pipeline_class"] == "StableDiffusionPipeline"  # AutoPipelineForText2Image
     assert 0.0 <= stages["base_check"]["shape_accuracy"] <= 1.0
+    by_shape = stages["base_check"]["shape_accuracy_by_shape"]
+    assert set(by_shape) == set(SHAPES)
+    assert np.mean(list(by_shape.values())) == pytest.approx(stages["base_check"]["shape_accuracy"])
     assert [c["step"] for c in stages["base"]["checkpoints"]] == [1]  # judged mid-training, not at the end
     records = list(read_manifest(out / "triplets"))
     assert records and all(r.t2i_model.endswith("base-model") for r in records)
@@ -87,6 +93,46 @@ def test_the_vae_probe_trains_a_variant_and_scores_its_ceiling(reduced_world, tm
     assert set(result["rows"]) == set(BOUND_ROWS)
     assert all(math.isfinite(value) for row in result["rows"].values() for value in row.values())
     assert AutoencoderKL.load_config(probe / "vae")["block_out_channels"] == [8, 16, 16]
+
+
+@pytest.mark.parametrize("train_text_encoder", [False, True])
+def test_the_base_probe_trains_its_text_encoder_only_when_asked(
+    reduced_world, tmp_path, monkeypatch, train_text_encoder
+):
+    """The probe judges its checkpoints with the text encoder it trains (the moving average's)."""
+    from model.toyworld.base import text_encoder_from_clip
+    from model.toyworld.quality import judge_unet
+
+    judged_encoders = []
+    monkeypatch.setattr(
+        "model.toyworld.quality.judge_unet",
+        lambda vae, text_encoder, *rest: (
+            judged_encoders.append(text_encoder) or judge_unet(vae, text_encoder, *rest)
+        ),
+    )
+    argv = [
+        "--world",
+        str(reduced_world),
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "2",
+        "--every",
+        "1",
+        "--lr",
+        "0.1",
+    ]
+    argv += ["--channels", "8,16,16"] + (["--train-text-encoder"] if train_text_encoder else [])
+    monkeypatch.setattr(sys, "argv", ["toyworld_base_probe.py", *argv])
+    runpy.run_path(str(REPO / "benchmarks" / "toyworld_base_probe.py"), run_name="__main__")
+
+    rows = json.loads((tmp_path / "probe.json").read_text())["rows"]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert all(set(row["shape_accuracy_by_shape"]) == set(SHAPES) for row in rows)
+    frozen = text_encoder_from_clip(reduced_world / "encoders" / "clip").state_dict()
+    judged = judged_encoders[-1].state_dict()
+    changed = any(not torch.equal(frozen[name], judged[name]) for name in frozen)
+    assert changed == train_text_encoder
 
 
 def test_a_run_folder_refuses_other_settings(tmp_path, capsys):
