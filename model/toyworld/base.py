@@ -139,9 +139,10 @@ def train_unet(
     empty_tokens = tokenize(tokenizer, [""])
     caption_index = torch.tensor([unique.index(c) for c in bank.captions])
     text_encoder = copy.deepcopy(text_encoder).requires_grad_(train_text_encoder)
-    with torch.no_grad():  # a frozen encoder's contexts are computed once
-        table = torch.cat([text_encoder(token_table[i : i + 256])[0] for i in range(0, len(unique), 256)])
-        empty = text_encoder(empty_tokens)[0]
+    if not train_text_encoder:
+        with torch.no_grad():  # a frozen encoder's contexts are computed once
+            table = torch.cat([text_encoder(token_table[i : i + 256])[0] for i in range(0, len(unique), 256)])
+            empty = text_encoder(empty_tokens)[0]
     unet = toy_unet(latents.shape[-1], text_encoder.config.hidden_size, channels)
     trained = torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder})
     ema = averaged_copy(trained)
