@@ -6,6 +6,7 @@ checkpoints with the quality bar of `base_check`, so one run shows how many step
 
     python benchmarks/toyworld_base_probe.py --world runs/toyworld --steps 6000 --every 1000 \
         --out runs/probe-a [--channels 32,64,64] [--lr 1e-3] [--snr-gamma 5] [--train-text-encoder]
+        [--text-time-embedding] [--object-weight 4]
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def main() -> None:
     parser.add_argument("--snr-gamma", type=float, default=None)
     parser.add_argument(
         "--train-text-encoder", action="store_true", help="train the text encoder with the UNet"
+    )
+    parser.add_argument(
+        "--text-time-embedding", action="store_true", help="add the pooled caption to the timestep embedding"
+    )
+    parser.add_argument(
+        "--object-weight", type=float, default=0.0, help="extra loss weight on the object's latent pixels"
     )
     parser.add_argument("--sample-steps", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
@@ -81,7 +88,9 @@ def main() -> None:
     train_unet(
         bank, vae, text_encoder, args.steps, args.seed, args.batch, progress=False,
         channels=tuple(int(c) for c in args.channels.split(",")), lr=args.lr, snr_gamma=args.snr_gamma,
-        train_text_encoder=args.train_text_encoder, after_step=judge,
+        train_text_encoder=args.train_text_encoder, text_time_embedding=args.text_time_embedding,
+        object_weight=args.object_weight,
+        after_step=judge,
     )  # fmt: skip
 
 

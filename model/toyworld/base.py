@@ -47,9 +47,16 @@ def toy_vae(size: int, channels: tuple[int, int, int] = VAE_CHANNELS) -> Autoenc
 
 
 def toy_unet(
-    latent_size: int, cross_attention_dim: int, channels: tuple[int, int, int] = (32, 64, 64)
+    latent_size: int,
+    cross_attention_dim: int,
+    channels: tuple[int, int, int] = (32, 64, 64),
+    text_time_embedding: bool = False,
 ) -> UNet2DConditionModel:
-    """SD 2.x-shaped: self- and cross-attention at 16x16 and 8x8, linear projections."""
+    """SD 2.x-shaped: self- and cross-attention at 16x16 and 8x8, linear projections.
+
+    `text_time_embedding` adds an attention-pooled caption to the timestep embedding (diffusers'
+    `addition_embed_type="text"`, as DeepFloyd IF does), so the caption also steers every ResNet block,
+    not only the two attention levels."""
     return UNet2DConditionModel(
         sample_size=latent_size,
         in_channels=LATENT_CHANNELS,
@@ -62,6 +69,8 @@ def toy_unet(
         attention_head_dim=(2, 4, 4),
         use_linear_projection=True,
         norm_num_groups=8,
+        addition_embed_type="text" if text_time_embedding else None,
+        addition_embed_type_num_heads=4,
     )
 
 
@@ -120,13 +129,17 @@ def train_unet(
     lr: float = 1e-3,
     snr_gamma: float | None = None,
     train_text_encoder: bool = False,
+    text_time_embedding: bool = False,
+    object_weight: float = 0.0,
     after_step: Callable[[int, UNet2DConditionModel, CLIPTextModel], None] | None = None,
 ) -> tuple[UNet2DConditionModel, CLIPTextModel]:
     """Epsilon-prediction diffusion loss on cached latents; returns the EMA weights (UNet, text encoder).
 
     `snr_gamma` weights each sample by min(SNR, gamma) / SNR (min-SNR weighting, Hang et al. 2023):
     the nearly clean timesteps, where the loss is mostly texture, stop drowning out the noisy ones where
-    the object's outline is decided. `train_text_encoder` trains the text encoder with the UNet, as the
+    the object's outline is decided. `object_weight` weights each latent pixel by 1 + object_weight x
+    (the renderer's mask, widened by one latent pixel), so the object's outline is not drowned out by
+    the scene's texture either. `train_text_encoder` trains the text encoder with the UNet, as the
     latent-diffusion paper trained its text transformer from scratch, instead of keeping it frozen as SD
     keeps OpenCLIP's: a contrastive toy CLIP leaves shape words close together. `after_step(step, unet,
     text_encoder)` gets the moving averages, so a caller can sample checkpoints.
@@ -138,12 +151,13 @@ def train_unet(
     token_table = tokenize(tokenizer, unique)
     empty_tokens = tokenize(tokenizer, [""])
     caption_index = torch.tensor([unique.index(c) for c in bank.captions])
+    pixel_weight = 1 + object_weight * latent_masks(bank.masks, latents.shape[-1])
     text_encoder = copy.deepcopy(text_encoder).requires_grad_(train_text_encoder)
     if not train_text_encoder:
         with torch.no_grad():  # a frozen encoder's contexts are computed once
             table = torch.cat([text_encoder(token_table[i : i + 256])[0] for i in range(0, len(unique), 256)])
             empty = text_encoder(empty_tokens)[0]
-    unet = toy_unet(latents.shape[-1], text_encoder.config.hidden_size, channels)
+    unet = toy_unet(latents.shape[-1], text_encoder.config.hidden_size, channels, text_time_embedding)
     trained = torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder})
     ema = averaged_copy(trained)
     noise_scheduler = DDPMScheduler.from_config(tiny_scheduler().config)
@@ -164,7 +178,10 @@ def train_unet(
         noise = torch.randn_like(x0)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(idx),))
         noisy = noise_scheduler.add_noise(x0, noise, t)
-        error = (unet(noisy, t, context).sample - noise).pow(2).mean(dim=(1, 2, 3))
+        w = pixel_weight[idx]
+        error = ((unet(noisy, t, context).sample - noise).pow(2) * w).sum(dim=(1, 2, 3)) / (
+            w.sum(dim=(1, 2, 3)) * x0.shape[1]
+        )
         return (weight[t] * error).mean()
 
     fit(
@@ -178,6 +195,13 @@ def train_unet(
         after_step=None if after_step is None else lambda step: after_step(step, ema.unet, ema.text_encoder),
     )
     return ema.unet.eval(), ema.text_encoder.eval().requires_grad_(False)
+
+
+def latent_masks(masks: np.ndarray, latent_size: int) -> torch.Tensor:
+    """(N, 1, h, w) object masks at the latents' size, widened by one latent pixel to take in the outline."""
+    m = torch.from_numpy(masks).float()[:, None]
+    m = torch.nn.functional.adaptive_max_pool2d(m, latent_size)
+    return torch.nn.functional.max_pool2d(m, 3, stride=1, padding=1)
 
 
 def save_base_model(directory: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, unet) -> Path:

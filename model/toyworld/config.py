@@ -37,6 +37,17 @@ class ToyWorldConfig(BaseModel):
         "latent diffusion trained its text transformer, instead of freezing it as SD does "
         "(docs/toyworld.md).",
     )
+    unet_text_time_embedding: bool = Field(
+        False,
+        description="Add the attention-pooled caption to the base UNet's timestep embedding, so the "
+        "caption steers every ResNet block (session 12: no gain at 4,000 steps; docs/toyworld.md).",
+    )
+    unet_object_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="Extra loss weight of the base UNet on the object's latent pixels (the renderer's "
+        "mask), so its outline is not drowned out by the scene's texture (docs/toyworld.md).",
+    )
     clip_steps: int = Field(
         300,
         ge=1,

@@ -260,7 +260,8 @@ class ToyWorld:
         unet, text_encoder = train_unet(
             bank, vae, text_encoder, c.unet_steps, c.seed, c.unet_batch, progress=self.progress,
             channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma,
-            train_text_encoder=c.unet_trains_text_encoder, after_step=judge,
+            train_text_encoder=c.unet_trains_text_encoder, text_time_embedding=c.unet_text_time_embedding,
+            object_weight=c.unet_object_weight, after_step=judge,
         )  # fmt: skip
         tmp = self.path(".base-model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)

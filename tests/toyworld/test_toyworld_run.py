@@ -22,6 +22,7 @@ from PIL import Image
 from bootpig.cli import main
 from model.pipeline import BootPIGPipeline
 from model.toyworld.bounds import BOUND_ROWS
+from model.toyworld.config import ToyWorldConfig
 from model.toyworld.driver import STAGES
 from model.toyworld.world import SHAPES
 from model.triplets import read_manifest
@@ -59,6 +60,8 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(reduced_wo
 
     trained = BootPIGPipeline.from_pretrained(out / "base-model", out / "bootpig" / "white-erasing" / "final")
     assert trained.has_trained_weights and trained.reference_size == 64
+    text_time = ToyWorldConfig().unet_text_time_embedding  # the setting reaches the saved base UNet
+    assert trained.base_unet.config.addition_embed_type == ("text" if text_time else None)
     # the text encoder knows the captions' words only (no 49,408-row table), and any prompt still works
     assert trained.text_encoder.config.vocab_size == len(trained.tokenizer) < 1000
     assert trained.encode_prompt("a dog wearing sunglasses, on the moon 🌙").isfinite().all()
@@ -95,34 +98,28 @@ def test_the_vae_probe_trains_a_variant_and_scores_its_ceiling(reduced_world, tm
     assert AutoencoderKL.load_config(probe / "vae")["block_out_channels"] == [8, 16, 16]
 
 
-@pytest.mark.parametrize("train_text_encoder", [False, True])
-def test_the_base_probe_trains_its_text_encoder_only_when_asked(
-    reduced_world, tmp_path, monkeypatch, train_text_encoder
+@pytest.mark.parametrize(
+    ("train_text_encoder", "text_time_embedding"), [(False, False), (True, False), (False, True)]
+)
+def test_the_base_probe_trains_the_variant_it_is_asked_for(
+    reduced_world, tmp_path, monkeypatch, train_text_encoder, text_time_embedding
 ):
-    """The probe judges its checkpoints with the text encoder it trains (the moving average's)."""
+    """The probe judges its checkpoints with the text encoder it trains (the moving average's) and the
+    UNet variant it was asked for."""
     from model.toyworld.base import text_encoder_from_clip
     from model.toyworld.quality import judge_unet
 
-    judged_encoders = []
+    judged = []
     monkeypatch.setattr(
         "model.toyworld.quality.judge_unet",
-        lambda vae, text_encoder, *rest: (
-            judged_encoders.append(text_encoder) or judge_unet(vae, text_encoder, *rest)
+        lambda vae, text_encoder, unet, *rest: (
+            judged.append((text_encoder, unet)) or judge_unet(vae, text_encoder, unet, *rest)
         ),
     )
-    argv = [
-        "--world",
-        str(reduced_world),
-        "--out",
-        str(tmp_path),
-        "--steps",
-        "2",
-        "--every",
-        "1",
-        "--lr",
-        "0.1",
-    ]
-    argv += ["--channels", "8,16,16"] + (["--train-text-encoder"] if train_text_encoder else [])
+    argv = ["--world", str(reduced_world), "--out", str(tmp_path), "--steps", "2", "--every", "1"]
+    argv += ["--lr", "0.1", "--channels", "8,16,16"]
+    argv += ["--train-text-encoder"] if train_text_encoder else []
+    argv += ["--text-time-embedding"] if text_time_embedding else []
     monkeypatch.setattr(sys, "argv", ["toyworld_base_probe.py", *argv])
     runpy.run_path(str(REPO / "benchmarks" / "toyworld_base_probe.py"), run_name="__main__")
 
@@ -130,9 +127,36 @@ def test_the_base_probe_trains_its_text_encoder_only_when_asked(
     assert [row["step"] for row in rows] == [1, 2]
     assert all(set(row["shape_accuracy_by_shape"]) == set(SHAPES) for row in rows)
     frozen = text_encoder_from_clip(reduced_world / "encoders" / "clip").state_dict()
-    judged = judged_encoders[-1].state_dict()
-    changed = any(not torch.equal(frozen[name], judged[name]) for name in frozen)
+    text_encoder, unet = judged[-1]
+    changed = any(not torch.equal(frozen[name], text_encoder.state_dict()[name]) for name in frozen)
     assert changed == train_text_encoder
+    assert unet.config.addition_embed_type == ("text" if text_time_embedding else None)
+
+
+def test_the_object_weight_reaches_the_base_unet_loss(reduced_world):
+    """Weighting the object's latent pixels changes what one update learns; weight 0 is the plain loss."""
+    from model.toyworld.base import latent_masks, text_encoder_from_clip, train_unet
+    from model.toyworld.data import scene_bank
+
+    masks = np.zeros((1, 64, 64), bool)
+    masks[0, 33, 34] = True  # one pixel in latent cell (8, 8): that cell and its 8 neighbours
+    widened = latent_masks(masks, 16)[0, 0]
+    assert widened.shape == (16, 16) and widened.sum() == 9 and widened[7:10, 7:10].all()
+
+    config = json.loads((reduced_world / "config.json").read_text())
+    bank = scene_bank(reduced_world / "world" / "scenes-train.npz", config["scene_images"], 64, 0)
+    vae = AutoencoderKL.from_pretrained(reduced_world / "vae")
+    text_encoder = text_encoder_from_clip(reduced_world / "encoders" / "clip")
+
+    def trained(**options):
+        unet, _ = train_unet(
+            bank, vae, text_encoder, 1, 0, 8, progress=False, channels=(8, 16, 16), lr=0.1, **options
+        )
+        return torch.cat([p.flatten() for p in unet.parameters()])
+
+    plain = trained()
+    assert torch.equal(trained(object_weight=0.0), plain)
+    assert not torch.allclose(trained(object_weight=4.0), plain)
 
 
 def test_a_run_folder_refuses_other_settings(tmp_path, capsys):
