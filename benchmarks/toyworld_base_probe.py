@@ -3,9 +3,11 @@
 The `base` stage returns only its final weights; this probe trains the same way (`train_unet`,
 unchanged) on a finished toy world's data, VAE and toy CLIP, and samples the moving-average weights at
 checkpoints with the quality bar of `base_check`, so one run shows how many steps the bar needs.
+Every training setting left out is the world's own (its `config.json`), so a flag is a variant of
+exactly that world's base stage.
 
     python benchmarks/toyworld_base_probe.py --world runs/toyworld --steps 6000 --every 1000 \
-        --out runs/probe-a [--channels 32,64,64] [--lr 1e-3] [--snr-gamma 5] [--train-text-encoder]
+        --out runs/probe-a [--channels 32,64,64] [--lr 1e-3] [--snr-gamma 5 | 0] [--train-text-encoder]
         [--text-time-embedding] [--object-weight 4]
 """
 
@@ -21,6 +23,7 @@ from diffusers import AutoencoderKL
 
 from model.toyworld.base import text_encoder_from_clip, train_unet
 from model.toyworld.classifier import load_classifier
+from model.toyworld.config import ToyWorldConfig
 from model.toyworld.data import scene_bank
 from model.toyworld.driver import save_grid
 from model.toyworld.quality import judge_unet
@@ -32,20 +35,24 @@ def main() -> None:
         "--world", type=Path, required=True, help="toy-world folder with world/, vae/, encoders/"
     )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=None, help="default: the world's unet_steps")
     parser.add_argument("--every", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--channels", default="32,64,64")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--snr-gamma", type=float, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--channels", default=None, help="e.g. 32,64,64")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--snr-gamma", type=float, default=None, help="min-SNR gamma; 0: plain epsilon loss")
     parser.add_argument(
-        "--train-text-encoder", action="store_true", help="train the text encoder with the UNet"
+        "--train-text-encoder",
+        action=argparse.BooleanOptionalAction,
+        help="train the text encoder with the UNet",
     )
     parser.add_argument(
-        "--text-time-embedding", action="store_true", help="add the pooled caption to the timestep embedding"
+        "--text-time-embedding",
+        action=argparse.BooleanOptionalAction,
+        help="add the pooled caption to the timestep embedding",
     )
     parser.add_argument(
-        "--object-weight", type=float, default=0.0, help="extra loss weight on the object's latent pixels"
+        "--object-weight", type=float, default=None, help="extra loss weight on the object's latent pixels"
     )
     parser.add_argument("--sample-steps", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
@@ -53,8 +60,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = json.loads((args.world / "config.json").read_text())
-    bank = scene_bank(args.world / "world" / "scenes-train.npz", config["scene_images"], config["size"], 0)
+    world = ToyWorldConfig.model_validate_json((args.world / "config.json").read_text())
+    settings = _settings(args, world)
+    bank = scene_bank(args.world / "world" / "scenes-train.npz", world.scene_images, world.size, 0)
     vae = AutoencoderKL.from_pretrained(args.world / "vae")
     text_encoder = text_encoder_from_clip(args.world / "encoders" / "clip")
     classifier = load_classifier(args.world / "classifier.safetensors")
@@ -62,7 +70,7 @@ def main() -> None:
     rows = []
 
     def judge(step: int, ema, ema_text_encoder) -> None:
-        if (step + 1) % args.every and step + 1 != args.steps:
+        if (step + 1) % args.every and step + 1 != settings["steps"]:
             return
         train_seconds = time.perf_counter() - started - sum(r["judge_seconds"] for r in rows)
         t0 = time.perf_counter()
@@ -80,18 +88,40 @@ def main() -> None:
         save_grid([result.images[i : i + 8] for i in range(0, 64, 8)], args.out / f"samples-{step + 1}.png")
         (args.out / "probe.json").write_text(
             json.dumps(
-                {"args": vars(args) | {"world": str(args.world), "out": str(args.out)}, "rows": rows},
+                {"world": str(args.world), "settings": settings, "rows": rows},
                 indent=2,
             )
         )
 
     train_unet(
-        bank, vae, text_encoder, args.steps, args.seed, args.batch, progress=False,
-        channels=tuple(int(c) for c in args.channels.split(",")), lr=args.lr, snr_gamma=args.snr_gamma,
-        train_text_encoder=args.train_text_encoder, text_time_embedding=args.text_time_embedding,
-        object_weight=args.object_weight,
+        bank, vae, text_encoder, settings["steps"], args.seed, settings["batch"], progress=False,
+        channels=settings["channels"], lr=settings["lr"], snr_gamma=settings["snr_gamma"],
+        train_text_encoder=settings["train_text_encoder"],
+        text_time_embedding=settings["text_time_embedding"], object_weight=settings["object_weight"],
         after_step=judge,
     )  # fmt: skip
+
+
+def _settings(args: argparse.Namespace, world: ToyWorldConfig) -> dict:
+    """The world's base-stage settings, with the flags given on the command line in their place."""
+
+    def given(flag, default):
+        return default if flag is None else flag
+
+    snr_gamma = given(args.snr_gamma, world.unet_snr_gamma)
+    return {
+        "steps": given(args.steps, world.unet_steps),
+        "batch": given(args.batch, world.unet_batch),
+        "channels": tuple(int(c) for c in args.channels.split(",")) if args.channels else world.unet_channels,
+        "lr": given(args.lr, world.unet_lr),
+        "snr_gamma": snr_gamma or None,
+        "train_text_encoder": given(args.train_text_encoder, world.unet_trains_text_encoder),
+        "text_time_embedding": given(args.text_time_embedding, world.unet_text_time_embedding),
+        "object_weight": given(args.object_weight, world.unet_object_weight),
+        "sample_steps": args.sample_steps,
+        "threads": args.threads,
+        "seed": args.seed,
+    }
 
 
 if __name__ == "__main__":

@@ -43,10 +43,11 @@ class ToyWorldConfig(BaseModel):
         "caption steers every ResNet block (session 12: no gain at 4,000 steps; docs/toyworld.md).",
     )
     unet_object_weight: float = Field(
-        0.0,
+        4.0,
         ge=0.0,
         description="Extra loss weight of the base UNet on the object's latent pixels (the renderer's "
-        "mask), so its outline is not drowned out by the scene's texture (docs/toyworld.md).",
+        "mask), so its outline is not drowned out by the scene's texture: 4 took the quality bar's shape "
+        "accuracy from 56-69 % to 85 % in the same 8,000 steps (run N, docs/toyworld.md); 0: plain loss.",
     )
     clip_steps: int = Field(
         300,

@@ -5,7 +5,7 @@ The check is deliberately crude (no toy encoders ship with the model): for each 
 one image per example subject's references, same seed; the pixels that differ between those images are the
 object, and their colour histogram must be nearest to the histogram of the references that were given.
 Random guessing gets 4 of 16; the untrained pipeline (both UNets = the base UNet) got 3, the committed
-model 11 (run J's, measured when it was committed; run G's got 10; docs/toyworld.md).
+model 12 (run N's, measured when it was committed; run G's got 10 and run J's 11; docs/toyworld.md).
 """
 
 from __future__ import annotations

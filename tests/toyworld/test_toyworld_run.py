@@ -133,6 +133,25 @@ def test_the_base_probe_trains_the_variant_it_is_asked_for(
     assert unet.config.addition_embed_type == ("text" if text_time_embedding else None)
 
 
+def test_the_base_probe_defaults_to_its_worlds_base_stage(reduced_world, tmp_path, monkeypatch):
+    """Left out, a training setting is the world's own, so the probe's flags are variants of exactly the
+    base stage that world ran; `--snr-gamma 0` asks for the plain epsilon loss."""
+    from model.toyworld.config import ToyWorldConfig
+
+    world = ToyWorldConfig.model_validate_json((reduced_world / "config.json").read_text())
+    argv = ["--world", str(reduced_world), "--out", str(tmp_path), "--every", "1", "--snr-gamma", "0"]
+    monkeypatch.setattr(sys, "argv", ["toyworld_base_probe.py", *argv])
+    runpy.run_path(str(REPO / "benchmarks" / "toyworld_base_probe.py"), run_name="__main__")
+
+    result = json.loads((tmp_path / "probe.json").read_text())
+    settings = result["settings"]
+    assert [row["step"] for row in result["rows"]] == list(range(1, world.unet_steps + 1))
+    assert settings["batch"] == world.unet_batch and settings["lr"] == world.unet_lr
+    assert tuple(settings["channels"]) == tuple(world.unet_channels)
+    assert settings["object_weight"] == world.unet_object_weight
+    assert settings["snr_gamma"] is None and world.unet_snr_gamma is not None
+
+
 def test_the_object_weight_reaches_the_base_unet_loss(reduced_world):
     """Weighting the object's latent pixels changes what one update learns; weight 0 is the plain loss."""
     from model.toyworld.base import latent_masks, text_encoder_from_clip, train_unet
