@@ -88,40 +88,28 @@ def main() -> None:
         save_grid([result.images[i : i + 8] for i in range(0, 64, 8)], args.out / f"samples-{step + 1}.png")
         (args.out / "probe.json").write_text(
             json.dumps(
-                {"world": str(args.world), "settings": settings, "rows": rows},
+                {"world": str(args.world), "settings": settings, "seed": args.seed, "rows": rows},
                 indent=2,
             )
         )
 
-    train_unet(
-        bank, vae, text_encoder, settings["steps"], args.seed, settings["batch"], progress=False,
-        channels=settings["channels"], lr=settings["lr"], snr_gamma=settings["snr_gamma"],
-        train_text_encoder=settings["train_text_encoder"],
-        text_time_embedding=settings["text_time_embedding"], object_weight=settings["object_weight"],
-        after_step=judge,
-    )  # fmt: skip
+    train_unet(bank, vae, text_encoder, seed=args.seed, progress=False, after_step=judge, **settings)
 
 
 def _settings(args: argparse.Namespace, world: ToyWorldConfig) -> dict:
     """The world's base-stage settings, with the flags given on the command line in their place."""
-
-    def given(flag, default):
-        return default if flag is None else flag
-
-    snr_gamma = given(args.snr_gamma, world.unet_snr_gamma)
-    return {
-        "steps": given(args.steps, world.unet_steps),
-        "batch": given(args.batch, world.unet_batch),
-        "channels": tuple(int(c) for c in args.channels.split(",")) if args.channels else world.unet_channels,
-        "lr": given(args.lr, world.unet_lr),
-        "snr_gamma": snr_gamma or None,
-        "train_text_encoder": given(args.train_text_encoder, world.unet_trains_text_encoder),
-        "text_time_embedding": given(args.text_time_embedding, world.unet_text_time_embedding),
-        "object_weight": given(args.object_weight, world.unet_object_weight),
-        "sample_steps": args.sample_steps,
-        "threads": args.threads,
-        "seed": args.seed,
+    flags = {
+        "unet_steps": args.steps,
+        "unet_batch": args.batch,
+        "unet_channels": tuple(int(c) for c in args.channels.split(",")) if args.channels else None,
+        "unet_lr": args.lr,
+        "unet_snr_gamma": args.snr_gamma,
+        "unet_trains_text_encoder": args.train_text_encoder,
+        "unet_text_time_embedding": args.text_time_embedding,
+        "unet_object_weight": args.object_weight,
     }
+    settings = world.model_copy(update={k: v for k, v in flags.items() if v is not None}).base_unet_training()
+    return settings | {"snr_gamma": settings["snr_gamma"] or None}  # 0: the plain epsilon loss
 
 
 if __name__ == "__main__":

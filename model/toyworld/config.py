@@ -137,6 +137,24 @@ class ToyWorldConfig(BaseModel):
         "schedule costs or gains in fidelity against the trained rows' `eval_schedule`.",
     )
 
+    def base_unet_training(self) -> dict[str, Any]:
+        """`train_unet`'s settings of the base stage, so the stage and the probe train the same way."""
+        return {
+            "steps": self.unet_steps,
+            "batch_size": self.unet_batch,
+            "channels": self.unet_channels,
+            "lr": self.unet_lr,
+            "snr_gamma": self.unet_snr_gamma,
+            "train_text_encoder": self.unet_trains_text_encoder,
+            "text_time_embedding": self.unet_text_time_embedding,
+            "object_weight": self.unet_object_weight,
+        }
+
+
+# What a run folder built before a setting existed used, where that is not the setting's default: the
+# behaviour of the code then. Other settings were added with their old behaviour as the default.
+BEFORE_IT_EXISTED: dict[str, Any] = {"unet_object_weight": 0.0}
+
 
 def reduced_config() -> ToyWorldConfig:
     """The smallest run that still passes through every stage (the test suite's)."""

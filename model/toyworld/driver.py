@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from model.toyworld.bounds import BOUND_ROWS
-from model.toyworld.config import ToyWorldConfig
+from model.toyworld.config import BEFORE_IT_EXISTED, ToyWorldConfig
 from model.toyworld.oracle import RENDERER_VIEWS, write_oracle_triplets
 from model.toyworld.world import PLACEMENTS, SCENE_NAMES, SCENES, SHAPES, Subject, caption, views
 
@@ -75,8 +75,8 @@ class ToyWorld:
         current = json.loads(config.model_dump_json())
         if config_file.is_file():
             stored = json.loads(config_file.read_text())
-            # A setting added since the folder was built counts as its default (what the run used).
-            defaults = json.loads(ToyWorldConfig().model_dump_json())
+            # A setting added since the folder was built counts as what the run used then.
+            defaults = json.loads(ToyWorldConfig().model_dump_json()) | BEFORE_IT_EXISTED
             if {key: stored.get(key, defaults[key]) for key in current} != current:
                 raise ValueError(f"{self.out} holds a toy world built with other settings; use a new --out")
         _write_json(config_file, current)
@@ -258,10 +258,8 @@ class ToyWorld:
             log.info("toyworld: base UNet at step %d: %s", step + 1, curve[-1])
 
         unet, text_encoder = train_unet(
-            bank, vae, text_encoder, c.unet_steps, c.seed, c.unet_batch, progress=self.progress,
-            channels=c.unet_channels, lr=c.unet_lr, snr_gamma=c.unet_snr_gamma,
-            train_text_encoder=c.unet_trains_text_encoder, text_time_embedding=c.unet_text_time_embedding,
-            object_weight=c.unet_object_weight, after_step=judge,
+            bank, vae, text_encoder, seed=c.seed, progress=self.progress, after_step=judge,
+            **c.base_unet_training(),
         )  # fmt: skip
         tmp = self.path(".base-model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -60,8 +60,11 @@ def test_reduced_toy_world_runs_every_stage_and_computes_every_metric(reduced_wo
 
     trained = BootPIGPipeline.from_pretrained(out / "base-model", out / "bootpig" / "white-erasing" / "final")
     assert trained.has_trained_weights and trained.reference_size == 64
-    text_time = ToyWorldConfig().unet_text_time_embedding  # the setting reaches the saved base UNet
-    assert trained.base_unet.config.addition_embed_type == ("text" if text_time else None)
+    defaults = ToyWorldConfig()  # the base stage's settings reach the saved base UNet
+    assert trained.base_unet.config.addition_embed_type == (
+        "text" if defaults.unet_text_time_embedding else None
+    )
+    assert tuple(trained.base_unet.config.block_out_channels) == tuple(defaults.unet_channels)
     # the text encoder knows the captions' words only (no 49,408-row table), and any prompt still works
     assert trained.text_encoder.config.vocab_size == len(trained.tokenizer) < 1000
     assert trained.encode_prompt("a dog wearing sunglasses, on the moon 🌙").isfinite().all()
@@ -146,7 +149,7 @@ def test_the_base_probe_defaults_to_its_worlds_base_stage(reduced_world, tmp_pat
     result = json.loads((tmp_path / "probe.json").read_text())
     settings = result["settings"]
     assert [row["step"] for row in result["rows"]] == list(range(1, world.unet_steps + 1))
-    assert settings["batch"] == world.unet_batch and settings["lr"] == world.unet_lr
+    assert settings["batch_size"] == world.unet_batch and settings["lr"] == world.unet_lr
     assert tuple(settings["channels"]) == tuple(world.unet_channels)
     assert settings["object_weight"] == world.unet_object_weight
     assert settings["snr_gamma"] is None and world.unet_snr_gamma is not None
@@ -199,6 +202,24 @@ def test_a_folder_built_before_a_setting_existed_resumes_with_its_default(tmp_pa
     changed = reduced_config().model_copy(update={"eval_reference_caption": "prompt"})
     with pytest.raises(ValueError, match="other settings"):
         ToyWorld(out, changed, progress=False)
+
+
+def test_a_folder_built_before_the_object_weight_existed_used_none(tmp_path):
+    """`unet_object_weight` was added with 0 and its default moved to 4 later: an older folder's base model
+    was trained unweighted, so it resumes only with 0, not with today's default."""
+    from model.toyworld.config import reduced_config
+    from model.toyworld.driver import ToyWorld
+
+    out = tmp_path / "world"
+    unweighted = reduced_config().model_copy(update={"unet_object_weight": 0.0})
+    ToyWorld(out, unweighted, progress=False)
+    stored = json.loads((out / "config.json").read_text())
+    del stored["unet_object_weight"]  # as written before the setting existed
+    (out / "config.json").write_text(json.dumps(stored))
+    assert reduced_config().unet_object_weight > 0
+    with pytest.raises(ValueError, match="other settings"):
+        ToyWorld(out, reduced_config(), progress=False)
+    ToyWorld(out, unweighted, progress=False)
 
 
 def test_settings_from_a_file_build_and_resume_a_run_with_them(tmp_path, capsys):
