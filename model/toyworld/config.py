@@ -93,7 +93,7 @@ class ToyWorldConfig(BaseModel):
         ge=0,
         le=999,
         description="`TrainConfig.reference_timestep`: references noised to this fixed timestep (None: the "
-        "paper's shared t, which the toy world shows switching the references off; docs/toyworld.md).",
+        "paper's shared t, which learned half as much in the toy world: run P in docs/toyworld.md).",
     )
     train_overrides: dict[str, Any] = Field(
         default_factory=dict,
