@@ -139,8 +139,6 @@ def test_the_base_probe_trains_the_variant_it_is_asked_for(
 def test_the_base_probe_defaults_to_its_worlds_base_stage(reduced_world, tmp_path, monkeypatch):
     """Left out, a training setting is the world's own, so the probe's flags are variants of exactly the
     base stage that world ran; `--snr-gamma 0` asks for the plain epsilon loss."""
-    from model.toyworld.config import ToyWorldConfig
-
     world = ToyWorldConfig.model_validate_json((reduced_world / "config.json").read_text())
     argv = ["--world", str(reduced_world), "--out", str(tmp_path), "--every", "1", "--snr-gamma", "0"]
     monkeypatch.setattr(sys, "argv", ["toyworld_base_probe.py", *argv])
